@@ -1,0 +1,252 @@
+"""config.toml: typed sections with documented defaults.
+
+Every key has a default, so an empty file is a valid config. Unknown keys and
+wrong types are refused with the full key path (``feed.max_items``), because a
+typo that is silently ignored is worse than a daemon that refuses to start.
+Environment variables ``FEEDD_<SECTION>_<KEY>`` override the file, e.g.
+``FEEDD_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from feedd.core.decide import MatchSettings
+from feedd.core.fingerprint import FingerprintSettings
+from feedd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///feedd.db"  # relative SQLite paths are relative to config.toml
+    busy_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    watch_dir: str = "dumps"
+    pattern: str = "*.txt"
+    archive_dir: str = ""  # "" leaves ingested dumps where they are
+    quarantine_dir: str = "quarantine"
+    observed_time: str = "mtime"  # "mtime" or "ingest": what a dump's sightings are dated
+    max_dump_bytes: int = 64 * 1024 * 1024
+    max_line_bytes: int = 1024 * 1024
+    max_category_chars: int = 24
+    follow_symlinks: bool = False
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    scan_interval: float = 5.0
+    settle_seconds: float = 1.0
+    watch_events: bool = True  # instant pickup through inotify; the scan stays as a net
+    heartbeat_stale_seconds: float = 60.0
+    max_backoff_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    output_dir: str = "public"
+    max_items: int = 50
+    include_updates: bool = False
+    title: str = "feedd"
+    subtitle: str = "What is really new in the watched listing"
+    author: str = "feedd"
+    language: str = "zh"
+    base_url: str = "http://127.0.0.1:8080"
+    id: str = ""  # "" derives a stable urn:uuid from base_url
+    title_max_chars: int = 80
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = ""  # "127.0.0.1:8080" makes `feedd run` serve HTTP too
+    threads: int = 8
+    channel_timeout: int = 30  # seconds a slow client may keep a connection idle
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: str = "text"  # "text" or "json"
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    match: MatchSettings = field(default_factory=MatchSettings)
+    fingerprint: FingerprintSettings = field(default_factory=FingerprintSettings)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def path(self, value: str) -> Path:
+        """A configured path, resolved against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest))
+        return url
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "ingest.observed_time": ("mtime", "ingest"),
+    "log.format": ("text", "json"),
+    "log.level": ("debug", "info", "warning", "error"),
+}
+_POSITIVE = {
+    "daemon.scan_interval",
+    "ingest.max_dump_bytes",
+    "ingest.max_line_bytes",
+    "feed.max_items",
+    "server.threads",
+    "match.shingle_size",
+    "fingerprint.feature_ngram",
+    "fingerprint.max_segments",
+    "fingerprint.segment_min_chars",
+}
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+    raise ConfigError(f"config: {key} must be {name}, got {value!r}")
+
+
+def _section(name: str, cls: type[Any], values: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"config: unknown key {name}.{unknown[0]}; known keys in [{name}]: {', '.join(sorted(known))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key in known:
+        full = f"{name}.{key}"
+        env_name = f"FEEDD_{name}_{key}".upper()
+        if env_name in env:
+            raw: Any = env[env_name]
+            full = f"{full} (from ${env_name})"
+        elif key in values:
+            raw = values[key]
+        else:
+            continue
+        value = _coerce(full, raw, hints[key])
+        choices = _CHOICES.get(f"{name}.{key}")
+        if choices and value not in choices:
+            raise ConfigError(f"config: {full} must be one of {', '.join(choices)}, got {value!r}")
+        if f"{name}.{key}" in _POSITIVE and value <= 0:
+            raise ConfigError(f"config: {full} must be greater than 0, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read config.toml (or defaults when path is None), then apply overrides.
+
+    ``overrides`` maps "section.key" to a value (the CLI's --watch-dir and
+    friends); they win over both the file and the environment.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config: file {p} does not exist; pass --config PATH") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {p} is not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config: cannot read {p}: {exc}") from None
+        base_dir = p.resolve().parent
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        data.setdefault(section, {})[name] = value
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "base_dir"}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(
+            f"config: unknown section [{unknown[0]}]; known sections: {', '.join(sorted(sections))}"
+        )
+    hints = get_type_hints(Config)
+    built: dict[str, Any] = {}
+    for name in sections:
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: {name} must be a table ([{name}]), got {values!r}")
+        built[name] = _section(name, hints[name], values, env)
+    config = Config(**built, base_dir=base_dir)
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: Config) -> None:
+    if not 0 <= config.match.simhash_k <= 3:
+        raise ConfigError(
+            "config: match.simhash_k must be 0 to 3: the database index splits the 64 bits "
+            "into 4 bands of 16, which guarantees recall up to 3 bits"
+        )
+    if not 0.0 < config.match.verify_threshold <= 1.0:
+        raise ConfigError("config: match.verify_threshold must be in (0, 1]")
+    host, sep, port = config.server.listen.rpartition(":")
+    if config.server.listen and (not sep or not host or not port.isdigit()):
+        raise ConfigError(
+            f"config: server.listen must look like 127.0.0.1:8080, got {config.server.listen!r}"
+        )
+
+
+def check_watch_dir(config: Config) -> Path:
+    """The watch folder must exist: a daemon watching nothing is a silent failure."""
+    watch = config.path(config.ingest.watch_dir)
+    if not watch.is_dir():
+        raise ConfigError(
+            f"config: ingest.watch_dir: folder {watch} does not exist; create it or fix the path"
+        )
+    return watch

@@ -1,0 +1,126 @@
+"""Fingerprints of an item's text: simhash, segment hashes, verification shingles.
+
+The simhash is the one of the `simhash` package (md5 features, 64 bits,
+bit set when more than half the feature weight has it), computed here with a
+vectorised path that gives identical values (tests/test_fingerprint.py proves it
+against ``simhash.Simhash``) and that cannot overflow: ``simhash`` 2.1.2 under
+numpy 2 raises OverflowError once a feature's weight passes 255.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from feedd.core.text import compact, hash64, normalize, to_signed64
+
+# Latin words stay whole (a word is the unit of meaning there); every other
+# letter, i.e. CJK, is a token of its own, since Chinese has no spaces.
+_TOKEN = re.compile(r"[0-9a-z\u00c0-\u024f]+|[^\W_]", re.UNICODE)
+# Where a segment may end. Sentence and clause punctuation, because a listing
+# edit usually touches one sentence and leaves the others byte-identical.
+_SEGMENT_END = re.compile(r"(?<=[。！？!?；;，,:：])|(?<=\.\s)")
+
+
+@dataclass(frozen=True)
+class FingerprintSettings:
+    """How texts are fingerprinted. Changing these needs a re-backfill."""
+
+    feature_ngram: int = 2  # token n-gram size for simhash features
+    max_feature_weight: int = 0  # 0 = no cap; weights are counts otherwise
+    segment_min_chars: int = 24  # a segment is at least this many compact chars
+    max_segments: int = 8  # only the first segments: a listing cuts the end
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Everything the matcher needs to know about one text."""
+
+    normalized: str
+    compact: str
+    norm_hash: int  # signed 64-bit hash of the normalised text
+    simhash: int  # signed 64-bit simhash (store-friendly)
+    segments: tuple[int, ...]  # signed 64-bit hashes of leading segments
+
+
+def tokens(normalized: str) -> list[str]:
+    return _TOKEN.findall(normalized.lower())
+
+
+def features(normalized: str, settings: FingerprintSettings) -> Counter[str]:
+    toks = tokens(normalized)
+    n = settings.feature_ngram
+    if len(toks) < n:
+        grams = [" ".join(toks)] if toks else [""]
+    else:
+        grams = [" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    counts = Counter(grams)
+    if settings.max_feature_weight:
+        cap = settings.max_feature_weight
+        counts = Counter({k: min(v, cap) for k, v in counts.items()})
+    return counts
+
+
+def simhash64(weighted: Mapping[str, int] | Iterable[tuple[str, int]]) -> int:
+    """Unsigned 64-bit simhash, bit-identical to ``simhash.Simhash(features).value``."""
+    pairs = list(weighted.items()) if isinstance(weighted, Mapping) else list(weighted)
+    if not pairs:
+        pairs = [("", 1)]
+    digests = b"".join(hashlib.md5(f.encode("utf-8", "surrogatepass")).digest()[-8:] for f, _ in pairs)
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8)).reshape(-1, 64)
+    weights = np.fromiter((w for _, w in pairs), dtype=np.int64, count=len(pairs))
+    sums = weights @ bits.astype(np.int64)
+    total = int(weights.sum())
+    packed = np.packbits(sums > total / 2).tobytes()
+    return int.from_bytes(packed, "big")
+
+
+def segments(normalized: str, settings: FingerprintSettings) -> tuple[int, ...]:
+    """Hashes of the first segments: clause runs of at least segment_min_chars."""
+    out: list[int] = []
+    buffer = ""
+    for piece in _SEGMENT_END.split(normalized):
+        buffer += compact(piece)
+        if len(buffer) >= settings.segment_min_chars:
+            out.append(hash64(buffer))
+            buffer = ""
+            if len(out) >= settings.max_segments:
+                break
+    return tuple(dict.fromkeys(out))
+
+
+def fingerprint(text: str, settings: FingerprintSettings | None = None) -> Fingerprint:
+    settings = settings or FingerprintSettings()
+    norm = normalize(text)
+    return Fingerprint(
+        normalized=norm,
+        compact=compact(norm),
+        norm_hash=hash64(norm),
+        simhash=to_signed64(simhash64(features(norm, settings))),
+        segments=segments(norm, settings),
+    )
+
+
+def shingles(compact_text: str, size: int) -> frozenset[str]:
+    if len(compact_text) <= size:
+        return frozenset([compact_text]) if compact_text else frozenset()
+    return frozenset(compact_text[i : i + size] for i in range(len(compact_text) - size + 1))
+
+
+def hamming(a: int, b: int) -> int:
+    return ((a ^ b) & 0xFFFFFFFFFFFFFFFF).bit_count()
+
+
+BAND_BITS = 16
+BANDS = 4  # 4 bands of 16 bits: any two fingerprints within 3 bits share a band
+
+
+def bands(simhash_value: int) -> tuple[int, ...]:
+    unsigned = simhash_value & 0xFFFFFFFFFFFFFFFF
+    mask = (1 << BAND_BITS) - 1
+    return tuple((unsigned >> (BAND_BITS * i)) & mask for i in range(BANDS))

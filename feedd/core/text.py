@@ -1,0 +1,64 @@
+"""Text normalisation shared by fingerprinting, matching and titles.
+
+Three forms of an item's text exist:
+
+* the *raw* text, stored exactly as read;
+* the *normalised* text (NFKC, whitespace collapsed, trailing ellipsis dropped),
+  which decides whether two sightings show "the same text";
+* the *compact* text (normalised, lower-cased, letters and digits only), which
+  feeds the fingerprints and the verification shingles, so that punctuation
+  and spacing never move a fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WHITESPACE = re.compile(r"\s+")
+# After NFKC, "…" has become "...". A listing cuts text at arbitrary points, so
+# the ellipsis marks the cut, not content, and trailing dots vanish with it.
+_TRAILING_CUT = re.compile(r"(?:\s*\.{2,})+\s*$")
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def normalize(text: str) -> str:
+    """NFKC, one space for any whitespace run, trailing '...'/'…' removed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    return _TRAILING_CUT.sub("", text)
+
+
+def was_cut(text: str) -> bool:
+    """True when the listing cut this text short (it ends with an ellipsis)."""
+    return bool(_TRAILING_CUT.search(unicodedata.normalize("NFKC", text)))
+
+
+def compact(normalized: str) -> str:
+    """Lower-cased letters, digits and CJK characters only."""
+    return "".join(ch for ch in normalized.lower() if ch.isalnum())
+
+
+def hash64(text: str) -> int:
+    """A stable signed 64-bit hash (fits a BIGINT column on every engine)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def to_signed64(value: int) -> int:
+    """Map an unsigned 64-bit fingerprint onto the signed range of BIGINT."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def to_unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def hex64(value: int) -> str:
+    return f"{to_unsigned64(value):016x}"
+
+
+def xml_safe(text: str) -> str:
+    """Drop characters that XML 1.0 cannot carry (controls, surrogates, U+FFFE/F)."""
+    return _XML_INVALID.sub("", text)

@@ -1,0 +1,59 @@
+"""Engines for SQLite (embedded default) and PostgreSQL (several workers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from feedd.errors import ConfigError
+
+WRITE = "feedd_write"  # execution option: this transaction will write
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"config: database.url is not a database URL: {exc}") from None
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3 too, but older
+        # versions do not; say it explicitly so the pin range behaves alike.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, busy_timeout_ms)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    raise ConfigError(
+        f"config: database.url: unsupported database {parsed.get_backend_name()!r}; "
+        "use sqlite:/// or postgresql+psycopg://"
+    )
+
+
+def _sqlite_engine(url: Any, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so that BEGIN IMMEDIATE is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # NORMAL in WAL mode is still crash-safe (a power cut may lose the last
+        # commits, never corrupt); FULL would fsync every dump.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A write transaction takes the write lock up front: a deferred BEGIN
+        # that upgrades later fails with "database is locked" under contention
+        # instead of waiting for busy_timeout.
+        immediate = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,65 @@
+"""Schema upgrades through Alembic, run by feedd itself."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from feedd.store.engine import WRITE
+
+_ADVISORY_MIGRATE = 0x66656564  # "feed": serialises upgrades across PG workers
+
+
+def script_location() -> Path:
+    """migrations/ beside the package in a checkout, or the installed copy."""
+    here = Path(__file__).resolve().parents[2] / "migrations"
+    if (here / "env.py").is_file():
+        return here
+    installed = Path(sys.prefix) / "share" / "feedd" / "migrations"
+    if (installed / "env.py").is_file():
+        return installed
+    raise FileNotFoundError("feedd's migrations/ folder is missing from this installation")
+
+
+def alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(script_location()))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, target: str = "head") -> None:
+    """Upgrade in one transaction: an interrupted upgrade leaves the old schema."""
+    cfg = alembic_config()
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # Must be set outside a transaction; batch mode recreates tables
+            # and foreign keys would cascade deletes into child rows.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        with conn.execution_options(**{WRITE: True}).begin():
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_MIGRATE})")
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, target)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
+
+
+def needs_upgrade(engine: Engine) -> bool:
+    return current_revision(engine) != head_revision()

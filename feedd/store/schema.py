@@ -1,0 +1,158 @@
+"""Tables. The schema is owned by the Alembic migrations in ``migrations/``;
+these definitions must match them (tests/test_migrations.py compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints let Alembic's batch mode on SQLite recreate tables reliably.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the column on every engine."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+
+dumps = Table(
+    "dumps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("seq", BigInteger),  # NNN of NNN_<hex>.txt; None for other names
+    Column("version", Integer, nullable=False, default=1),  # same name, new content
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # ingested | rejected
+    Column("error", Text),
+    Column("encoding", String(16)),
+    Column("item_count", Integer, nullable=False, default=0),
+    Column("noise_count", Integer, nullable=False, default=0),
+    Column("new_count", Integer, nullable=False, default=0),
+    Column("repeat_count", Integer, nullable=False, default=0),
+    Column("update_count", Integer, nullable=False, default=0),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Column("location", Text),  # where the file was left (archive or quarantine)
+    UniqueConstraint("name", "content_hash", name="uq_dumps_name_content"),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    Column("current_revision", Integer, nullable=False, default=1),
+    Column("revision_count", Integer, nullable=False, default=1),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),  # when the latest revision appeared
+    Column("first_dump_id", Integer, ForeignKey("dumps.id"), nullable=False),
+    Column("first_line", Integer, nullable=False),
+    Index("ix_articles_first_seen", "first_seen", "first_dump_id"),
+)
+
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("norm_hash", BigInteger, nullable=False),
+    Column("simhash", BigInteger, nullable=False),
+    Column("band0", Integer, nullable=False),
+    Column("band1", Integer, nullable=False),
+    Column("band2", Integer, nullable=False),
+    Column("band3", Integer, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("first_dump_id", Integer, ForeignKey("dumps.id"), nullable=False),
+    Column("first_line", Integer, nullable=False),
+    UniqueConstraint("article_id", "number", name="uq_revisions_article_number"),
+    Index("ix_revisions_norm_hash", "norm_hash"),
+    Index("ix_revisions_band0", "band0"),
+    Index("ix_revisions_band1", "band1"),
+    Index("ix_revisions_band2", "band2"),
+    Index("ix_revisions_band3", "band3"),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("hash", BigInteger, primary_key=True),
+    Column("revision_id", Integer, ForeignKey("revisions.id"), primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False),
+)
+
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dump_id", Integer, ForeignKey("dumps.id"), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("revision_id", Integer, ForeignKey("revisions.id"), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("category", String(64)),
+    Column("date", String(16)),
+    UniqueConstraint("dump_id", "line", name="uq_sightings_dump_line"),
+    Index("ix_sightings_article_id", "article_id"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),  # host:pid:start
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("last_scan_at", UTCDateTime),
+    Column("next_scan_at", UTCDateTime),
+    Column("status", String(16), nullable=False),  # running | stopped
+    Column("pending", Integer, nullable=False, default=0),
+    Column("oldest_pending_at", UTCDateTime),
+)
