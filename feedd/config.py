@@ -127,7 +127,16 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return value.lower() in ("1", "true", "yes", "on")
     elif kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -158,7 +167,8 @@ def _section(name: str, cls: type[Any], values: Mapping[str, Any], env: Mapping[
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
-            f"config: unknown key {name}.{unknown[0]}; known keys in [{name}]: {', '.join(sorted(known))}"
+            f"config: unknown key {name}.{unknown[0]}; "
+            f"known keys in [{name}]: {', '.join(sorted(known))}"
         )
     kwargs: dict[str, Any] = {}
     for key in known:

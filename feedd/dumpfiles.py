@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
-from feedd.errors import InvalidDump
+from feedd.errors import DumpVanished, InvalidDump
 
 DUMP_NAME = re.compile(r"^(\d+)_([0-9a-fA-F]{16})\.txt$")
 _TEMPORARY = ("*.part", "*.tmp", "*~", ".*", "*.reason.txt")
@@ -63,7 +63,7 @@ def stat_dump(path: Path, *, follow_symlinks: bool = False, root: Path | None = 
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise InvalidDump("the file vanished before it could be read") from None
+        raise DumpVanished() from None
     except PermissionError:
         raise InvalidDump("no permission to read the file") from None
     if not path.is_file():
@@ -76,9 +76,7 @@ def list_dumps(paths: list[Path], pattern: str = "*.txt") -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(
-                child for child in p.iterdir() if is_candidate_name(child.name, pattern)
-            )
+            out.extend(child for child in p.iterdir() if is_candidate_name(child.name, pattern))
         else:
             out.append(p)
     return out
@@ -117,7 +115,7 @@ def read_dump(path: Path, *, max_bytes: int, max_line_bytes: int) -> tuple[bytes
                 parts.append(chunk)
         return b"".join(parts), digest.hexdigest()
     except FileNotFoundError:
-        raise InvalidDump("the file vanished before it could be read") from None
+        raise DumpVanished() from None
     except PermissionError:
         raise InvalidDump("no permission to read the file") from None
     except IsADirectoryError:

@@ -39,6 +39,13 @@ class InvalidDump(FeeddError):
         return self.message
 
 
+class DumpVanished(InvalidDump):
+    """The file disappeared between listing and reading: nothing to set aside."""
+
+    def __init__(self, reason: str = "the file vanished before it could be read") -> None:
+        super().__init__(reason)
+
+
 class StorageError(FeeddError):
     """The database could not be reached or refused the operation (not a bug)."""
 

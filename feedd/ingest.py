@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +19,10 @@ from typing import Any
 from feedd.config import Config
 from feedd.core.decide import Decision, Kind, decide
 from feedd.core.fingerprint import Fingerprint, fingerprint
-from feedd.core.parse import ParseLimits, ParsedDump, parse_dump
+from feedd.core.parse import ParsedDump, ParseLimits, parse_dump
 from feedd.core.text import hex64
 from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
-from feedd.errors import InvalidDump
+from feedd.errors import DumpVanished, InvalidDump
 from feedd.store.sql import DumpRecord, IngestTx, SqlStore
 
 log = logging.getLogger("feedd.ingest")
@@ -51,6 +51,7 @@ class IngestResult:
     encoding: str | None = None
     path: str | None = None
     dump_id: int | None = None
+    content_hash: str | None = None
     decisions: list[Decision] = field(default_factory=list, repr=False)
 
     @property
@@ -79,18 +80,22 @@ class Ingester:
     # files --------------------------------------------------------------------
     def ingest_paths(self, paths: Iterable[Path], root: Path | None = None) -> list[IngestResult]:
         """Ingest files in dump order. Unreadable ones are recorded as rejected."""
+        return list(self.iter_paths(paths, root))
+
+    def iter_paths(self, paths: Iterable[Path], root: Path | None = None) -> Iterator[IngestResult]:
         stats: list[DumpFile] = []
-        results: list[IngestResult] = []
         for path in paths:
             try:
                 stats.append(
                     stat_dump(path, follow_symlinks=self.config.ingest.follow_symlinks, root=root)
                 )
             except InvalidDump as exc:
-                results.append(self._reject_unreadable(path, exc.reason))
+                yield self.reject(path, exc.reason)
         for dump in sorted(stats, key=order_key):
-            results.append(self.ingest_file(dump))
-        return results
+            try:
+                yield self.ingest_file(dump)
+            except DumpVanished as exc:
+                yield self.reject(dump.path, exc.reason, dump.size)
 
     def ingest_file(self, dump: DumpFile) -> IngestResult:
         observed = dump.mtime_utc if self.config.ingest.observed_time == "mtime" else self.now()
@@ -100,13 +105,15 @@ class Ingester:
                 max_bytes=self.config.ingest.max_dump_bytes,
                 max_line_bytes=self.config.ingest.max_line_bytes,
             )
+        except DumpVanished:
+            raise
         except InvalidDump as exc:
-            return self._reject_unreadable(dump.path, exc.reason, dump.size, observed)
+            return self.reject(dump.path, exc.reason, dump.size, observed)
         result = self.ingest_bytes(dump.name, data, observed, content_hash=digest)
         result.path = str(dump.path)
         return result
 
-    def _reject_unreadable(
+    def reject(
         self, path: Path, reason: str, size: int = 0, observed: datetime | None = None
     ) -> IngestResult:
         # A file we could not read has no content hash; record it under the
@@ -132,8 +139,15 @@ class Ingester:
         with self.store.ingest_transaction() as tx:
             known = tx.find_dump(name, digest)
             if known is not None:
-                return IngestResult(name, "unchanged", version=known.version, reason=known.error)
+                return IngestResult(
+                    name,
+                    known.status if known.status == "rejected" else "unchanged",
+                    version=known.version,
+                    reason=known.error,
+                    content_hash=digest,
+                )
             result = self._ingest_parsed(tx, name, digest, len(data), observed_at, parsed)
+            result.content_hash = digest
             result.duration_ms = int((time.perf_counter() - started) * 1000)
             assert result.dump_id is not None
             tx.finish_dump(result.dump_id, duration_ms=result.duration_ms)
@@ -145,7 +159,15 @@ class Ingester:
             result.repeat,
             result.update,
             result.duration_ms,
-            extra={"event": "ingested", **result.as_dict()},
+            extra={
+                "event": "ingested",
+                "dump": name,
+                "items": result.items,
+                "new": result.new,
+                "repeat": result.repeat,
+                "update": result.update,
+                "ms": result.duration_ms,
+            },
         )
         return result
 
@@ -186,7 +208,11 @@ class Ingester:
             decisions.append(decision)
             if decision.kind is Kind.NEW:
                 article_id, revision_id = tx.create_article(
-                    article_uid(fp, digest, item.line), fp, item.text, observed_at, dump_id,
+                    article_uid(fp, digest, item.line),
+                    fp,
+                    item.text,
+                    observed_at,
+                    dump_id,
                     item.line,
                 )
             else:
@@ -244,7 +270,9 @@ class Ingester:
         with self.store.ingest_transaction() as tx:
             known = tx.find_dump(name, digest)
             if known is not None:
-                return IngestResult(name, "rejected", version=known.version, reason=reason)
+                return IngestResult(
+                    name, "rejected", version=known.version, reason=reason, content_hash=digest
+                )
             _, version = tx.add_dump(
                 DumpRecord(
                     name=name,
@@ -258,7 +286,9 @@ class Ingester:
                 )
             )
         log.warning(
-            "rejected %s: %s", name, reason, extra={"event": "rejected", "dump": name, "reason": reason}
+            "rejected %s: %s",
+            name,
+            reason,
+            extra={"event": "rejected", "dump": name, "reason": reason},
         )
-        return IngestResult(name, "rejected", version=version, reason=reason)
-
+        return IngestResult(name, "rejected", version=version, reason=reason, content_hash=digest)

@@ -119,7 +119,9 @@ def decide(
 ) -> Decision:
     if exact is not None:
         if exact.is_current:
-            return Decision(Kind.REPEAT, exact.article_id, exact.revision_id, "same normalised text")
+            return Decision(
+                Kind.REPEAT, exact.article_id, exact.revision_id, "same normalised text"
+            )
         return Decision(
             Kind.UPDATE,
             exact.article_id,

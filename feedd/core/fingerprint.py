@@ -71,7 +71,9 @@ def simhash64(weighted: Mapping[str, int] | Iterable[tuple[str, int]]) -> int:
     pairs = list(weighted.items()) if isinstance(weighted, Mapping) else list(weighted)
     if not pairs:
         pairs = [("", 1)]
-    digests = b"".join(hashlib.md5(f.encode("utf-8", "surrogatepass")).digest()[-8:] for f, _ in pairs)
+    digests = b"".join(
+        hashlib.md5(f.encode("utf-8", "surrogatepass")).digest()[-8:] for f, _ in pairs
+    )
     bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8)).reshape(-1, 64)
     weights = np.fromiter((w for _, w in pairs), dtype=np.int64, count=len(pairs))
     sums = weights @ bits.astype(np.int64)

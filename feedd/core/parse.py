@@ -93,7 +93,9 @@ def _strict(data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise InvalidDump(f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}") from None
+        raise InvalidDump(
+            f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}"
+        ) from None
 
 
 def _plausible_chinese(text: str) -> bool:

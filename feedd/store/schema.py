@@ -52,7 +52,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC)
+        result: datetime = value.replace(tzinfo=UTC)
+        return result
 
 
 dumps = Table(

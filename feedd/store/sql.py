@@ -88,8 +88,7 @@ class IngestTx:
             ).scalar_one()
         )
         values = dict(record.__dict__, version=version)
-        dump_id = self.conn.execute(dumps.insert().values(**values)).inserted_primary_key[0]
-        return int(dump_id), version
+        return _new_id(self.conn.execute(dumps.insert().values(**values))), version
 
     def finish_dump(self, dump_id: int, **counts: int) -> None:
         self.conn.execute(dumps.update().where(dumps.c.id == dump_id).values(**counts))
@@ -188,27 +187,32 @@ class IngestTx:
     def create_article(
         self, uid: str, fp: Fingerprint, raw: str, seen_at: datetime, dump_id: int, line: int
     ) -> tuple[int, int]:
-        aid = self.conn.execute(
-            articles.insert().values(
-                uid=uid,
-                current_revision=1,
-                revision_count=1,
-                first_seen=seen_at,
-                last_seen=seen_at,
-                updated_at=seen_at,
-                first_dump_id=dump_id,
-                first_line=line,
+        aid = _new_id(
+            self.conn.execute(
+                articles.insert().values(
+                    uid=uid,
+                    current_revision=1,
+                    revision_count=1,
+                    first_seen=seen_at,
+                    last_seen=seen_at,
+                    updated_at=seen_at,
+                    first_dump_id=dump_id,
+                    first_line=line,
+                )
             )
-        ).inserted_primary_key[0]
-        rid = self._insert_revision(int(aid), 1, fp, raw, seen_at, dump_id, line)
-        return int(aid), rid
+        )
+        rid = self._insert_revision(aid, 1, fp, raw, seen_at, dump_id, line)
+        return aid, rid
 
     def add_revision(
         self, article_id: int, fp: Fingerprint, raw: str, seen_at: datetime, dump_id: int, line: int
     ) -> tuple[int, int]:
-        number = 1 + self.conn.execute(
-            select(articles.c.revision_count).where(articles.c.id == article_id)
-        ).scalar_one()
+        number = (
+            1
+            + self.conn.execute(
+                select(articles.c.revision_count).where(articles.c.id == article_id)
+            ).scalar_one()
+        )
         rid = self._insert_revision(article_id, number, fp, raw, seen_at, dump_id, line)
         self.conn.execute(
             articles.update()
@@ -228,7 +232,7 @@ class IngestTx:
         line: int,
     ) -> int:
         b = bands(fp.simhash)
-        rid = int(
+        rid = _new_id(
             self.conn.execute(
                 revisions.insert().values(
                     article_id=article_id,
@@ -244,7 +248,7 @@ class IngestTx:
                     first_dump_id=dump_id,
                     first_line=line,
                 )
-            ).inserted_primary_key[0]
+            )
         )
         if fp.segments:
             self.conn.execute(
@@ -343,6 +347,12 @@ class SqlStore:
             raise StorageError(f"database error: {exc.orig}") from exc
 
     # reads ------------------------------------------------------------------
+    @contextmanager
+    def lookup(self) -> Iterator[IngestTx]:
+        """The matcher's queries in a read transaction, for `feedd explain`."""
+        with self._read() as conn:
+            yield IngestTx(conn)
+
     def known_dump(self, name: str, content_hash: str) -> bool:
         with self._read() as conn:
             return (
@@ -354,12 +364,26 @@ class SqlStore:
                 is not None
             )
 
+    def known_sizes(self, names: Sequence[str]) -> dict[str, set[int]]:
+        """Sizes recorded per dump name (any status): to tell pending files apart."""
+        out: dict[str, set[int]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(sorted(set(names)), 500):
+                for name, size in conn.execute(
+                    select(dumps.c.name, dumps.c.size).where(dumps.c.name.in_(chunk))
+                ):
+                    out.setdefault(name, set()).add(size)
+        return out
+
     def totals(self) -> Totals:
         with self._read() as conn:
-            count = lambda t, *w: conn.execute(  # noqa: E731
-                select(func.count()).select_from(t).where(*w)
-            ).scalar_one()
-            kinds = dict(
+
+            def count(table: Any, *where: Any) -> int:
+                return int(
+                    conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+                )
+
+            kinds: dict[str, int] = dict(
                 conn.execute(
                     select(sightings.c.kind, func.count()).group_by(sightings.c.kind)
                 ).all()
@@ -384,7 +408,10 @@ class SqlStore:
 
     def last_change(self) -> datetime | None:
         with self._read() as conn:
-            return conn.execute(select(func.max(articles.c.updated_at))).scalar_one()
+            value: datetime | None = conn.execute(
+                select(func.max(articles.c.updated_at))
+            ).scalar_one()
+            return value
 
     def articles(self, *, limit: int | None = None, newest_first: bool = True) -> list[Article]:
         with self._read() as conn:
@@ -429,8 +456,12 @@ class SqlStore:
     def updates(self, *, limit: int) -> list[UpdateEntry]:
         with self._read() as conn:
             rows = conn.execute(
-                select(revisions.c.article_id, revisions.c.number, revisions.c.text,
-                       revisions.c.first_seen)
+                select(
+                    revisions.c.article_id,
+                    revisions.c.number,
+                    revisions.c.text,
+                    revisions.c.first_seen,
+                )
                 .where(revisions.c.number > 1)
                 .order_by(revisions.c.first_seen.desc(), revisions.c.id.desc())
                 .limit(limit)
@@ -439,10 +470,20 @@ class SqlStore:
             arts = {
                 a.id: a
                 for a in (
-                    _article(r) for r in conn.execute(_article_select().where(articles.c.id.in_(ids)))
+                    _article(r)
+                    for r in conn.execute(_article_select().where(articles.c.id.in_(ids)))
                 )
             }
             return [UpdateEntry(arts[aid], n, t, fs) for aid, n, t, fs in rows]
+
+    @wrap_errors
+    def set_dump_location(self, name: str, content_hash: str, location: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                dumps.update()
+                .where(dumps.c.name == name, dumps.c.content_hash == content_hash)
+                .values(location=location)
+            )
 
     # workers ----------------------------------------------------------------
     @wrap_errors
@@ -461,6 +502,12 @@ class SqlStore:
             return [WorkerInfo(**r._mapping) for r in rows]
 
 
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -470,7 +517,11 @@ def _feed_order(newest_first: bool) -> tuple[Any, ...]:
     # Within one dump a listing puts the newest item on top, so ties on the
     # first-seen time are broken by dump, then by line.
     if newest_first:
-        return (articles.c.first_seen.desc(), articles.c.first_dump_id.desc(), articles.c.first_line)
+        return (
+            articles.c.first_seen.desc(),
+            articles.c.first_dump_id.desc(),
+            articles.c.first_line,
+        )
     return (articles.c.first_seen, articles.c.first_dump_id, articles.c.first_line.desc())
 
 
@@ -481,7 +532,10 @@ def _article_select() -> Any:
         select(articles, current.c.text.label("text"), first.c.text.label("first_text"))
         .join(
             current,
-            and_(current.c.article_id == articles.c.id, current.c.number == articles.c.current_revision),
+            and_(
+                current.c.article_id == articles.c.id,
+                current.c.number == articles.c.current_revision,
+            ),
         )
         .join(first, and_(first.c.article_id == articles.c.id, first.c.number == 1))
     )
@@ -506,22 +560,35 @@ def _with_history(conn: Connection, arts: list[Article]) -> list[Article]:
     ids = [a.id for a in arts]
     revs: dict[int, list[Revision]] = {i: [] for i in ids}
     for r in conn.execute(
-        select(revisions.c.article_id, revisions.c.number, revisions.c.text, revisions.c.simhash,
-               revisions.c.first_seen)
+        select(
+            revisions.c.article_id,
+            revisions.c.number,
+            revisions.c.text,
+            revisions.c.simhash,
+            revisions.c.first_seen,
+        )
         .where(revisions.c.article_id.in_(ids))
         .order_by(revisions.c.article_id, revisions.c.number)
     ):
         revs[r[0]].append(Revision(r[1], r[2], hex64(r[3]), r[4]))
     sights: dict[int, list[Sighting]] = {i: [] for i in ids}
-    for r in conn.execute(
-        select(sightings.c.article_id, dumps.c.name, sightings.c.line, revisions.c.number,
-               sightings.c.kind, sightings.c.seen_at, sightings.c.category, sightings.c.date)
+    for row in conn.execute(
+        select(
+            sightings.c.article_id,
+            dumps.c.name,
+            sightings.c.line,
+            revisions.c.number,
+            sightings.c.kind,
+            sightings.c.seen_at,
+            sightings.c.category,
+            sightings.c.date,
+        )
         .join(dumps, dumps.c.id == sightings.c.dump_id)
         .join(revisions, revisions.c.id == sightings.c.revision_id)
         .where(sightings.c.article_id.in_(ids))
         .order_by(sightings.c.article_id, sightings.c.dump_id, sightings.c.line)
     ):
-        sights[r[0]].append(Sighting(r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
+        sights[row[0]].append(Sighting(*row[1:]))
     return [
         Article(**{**a.__dict__, "revisions": tuple(revs[a.id]), "sightings": tuple(sights[a.id])})
         for a in arts

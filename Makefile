@@ -1,0 +1,46 @@
+# Executable documentation of the workflow. `make run` and `make test` work on
+# a fresh machine with Python 3.11+ and make: they create .venv and install.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CONFIG ?= config.toml
+
+.PHONY: install run test lint typecheck format bench bench-detection bench-smoke package-check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install feedd with its dev tools
+
+run: install ## run the daemon on config.toml (SQLite, ./dumps -> ./public)
+	mkdir -p dumps public
+	$(BIN)/feedd --config $(CONFIG) run
+
+test: install ## the whole test suite (PostgreSQL tests skip locally without a server)
+	$(BIN)/python -m pytest --cov=feedd --cov-report=term:skip-covered
+
+lint: install ## ruff lint + format check, mypy (strict on the core)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy feedd
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install ## every benchmark, one table (see docs/performance.md)
+	$(BIN)/python bench/run_all.py
+
+bench-detection: install ## regenerate the labelled corpus, score feedd and the baseline
+	$(BIN)/python bench/detection/run.py
+
+package-check: install ## build a wheel, install it in a clean venv, run feedd --help
+	bash .ci/package-check
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

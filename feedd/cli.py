@@ -1,0 +1,506 @@
+"""The command line: a thin layer over the composition root (feedd.app).
+
+Data goes to stdout (``--json`` for machines), progress and logs to stderr.
+Domain errors become one line and a non-zero exit; a configuration mistake
+exits with 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from feedd.app import App, build
+from feedd.config import Config, load_config
+from feedd.core.decide import decide
+from feedd.core.diff import inline_diff
+from feedd.core.fingerprint import fingerprint
+from feedd.core.parse import parse_dump
+from feedd.core.text import hex64
+from feedd.dumpfiles import list_dumps
+from feedd.errors import ArticleNotFound, ConfigError, FeeddError, InvalidDump
+from feedd.logs import setup_logging
+from feedd.model import Article
+
+log = logging.getLogger("feedd.cli")
+
+
+@dataclass
+class State:
+    config_path: str | None
+    verbosity: int
+    log_format: str | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _app: App | None = None
+
+    def config(self) -> Config:
+        return load_config(self.config_path, overrides=self.overrides)
+
+    def app(self) -> App:
+        if self._app is None:
+            config = self.config()
+            setup_logging(config.log.level, self.log_format or config.log.format, self.verbosity)
+            self._app = build(config)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+def _default_config() -> str | None:
+    return "config.toml" if Path("config.toml").is_file() else None
+
+
+@click.group(
+    context_settings={"auto_envvar_prefix": "FEEDD", "help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=_default_config,
+    help="config.toml to use (default: ./config.toml if present, else built-in defaults).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output; repeat for debug.")
+@click.option("-q", "--quiet", count=True, help="Less log output.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log line format on stderr (default: log.format from the config).",
+)
+@click.version_option(package_name="feedd")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: str | None, verbose: int, quiet: int, log_format: str | None
+) -> None:
+    """feedd: turn scraped "latest updates" dumps into a feed of what is really new."""
+    state = State(config_path, verbose - quiet, log_format)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _state() -> State:
+    return click.get_current_context().find_object(State)  # type: ignore[return-value]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+# backfill -------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--dry-run", is_flag=True, help="Classify everything, then roll it all back.")
+@click.option("--no-feeds", is_flag=True, help="Do not re-render the feed files afterwards.")
+def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bool) -> None:
+    """Ingest dump files and/or folders of dumps, in dump order.
+
+    Running it twice is a no-op: a dump already ingested (same name, same
+    content) is skipped. Files that are not dumps are recorded as rejected,
+    with the reason; backfill never moves or deletes files.
+    """
+    app = _state().app()
+    files = list_dumps(list(paths), app.config.ingest.pattern)
+    results = []
+    with _maybe_dry(app, dry_run):
+        with click.progressbar(
+            length=len(files), label="ingesting", file=sys.stderr, show_pos=True
+        ) as bar:
+            for result in app.ingester.iter_paths(files):
+                results.append(result)
+                bar.update(1)
+    changed = any(r.changed for r in results)
+    feeds: dict[str, bool] = {}
+    if changed and not dry_run and not no_feeds:
+        feeds = app.publish()
+    summary = {
+        "dry_run": dry_run,
+        "dumps": len(results),
+        "ingested": sum(r.status == "ingested" for r in results),
+        "unchanged": sum(r.status == "unchanged" for r in results),
+        "item_lines": sum(r.items for r in results),
+        "new": sum(r.new for r in results),
+        "repeat": sum(r.repeat for r in results),
+        "update": sum(r.update for r in results),
+        "rejected": [
+            {"name": r.name, "reason": r.reason} for r in results if r.status == "rejected"
+        ],
+        "feeds_written": sorted(k for k, v in feeds.items() if v),
+    }
+    if as_json:
+        _echo_json(summary)
+        return
+    click.echo(
+        f"{'dry run: ' if dry_run else ''}{summary['dumps']} dumps "
+        f"({summary['ingested']} ingested, {summary['unchanged']} unchanged, "
+        f"{len(summary['rejected'])} rejected), {summary['item_lines']} item lines: "
+        f"{summary['new']} new, {summary['repeat']} repeat, {summary['update']} update"
+    )
+    for rej in summary["rejected"]:
+        click.echo(f"rejected {rej['name']}: {rej['reason']}")
+    if summary["feeds_written"]:
+        click.echo(f"feeds written: {', '.join(summary['feeds_written'])}")
+
+
+@contextmanager
+def _maybe_dry(app: App, dry_run: bool) -> Iterator[None]:
+    if dry_run:
+        with app.store.dry_run():
+            yield
+    else:
+        yield
+
+
+# status / articles / history -------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(as_json: bool) -> None:
+    """Totals, the daemon's health, the last ingest, pending and rejected dumps."""
+    app = _state().app()
+    report = app.status_report()
+    if as_json:
+        _echo_json(report)
+        return
+    daemon = report["daemon"]
+    if daemon["alive"]:
+        click.echo(
+            f"daemon: running (pid {daemon['pid']} on {daemon['host']}, "
+            f"last scan {daemon['last_scan_at']}, next {daemon['next_scan_at']})"
+        )
+    else:
+        click.echo("daemon: not running" + (" (stale heartbeat)" if daemon.get("stale") else ""))
+    t = report["totals"]
+    click.echo(
+        f"articles: {t['articles']}, revisions: {t['revisions']}, sightings: {t['sightings']} "
+        f"({t['kinds']['new']} new, {t['kinds']['repeat']} repeat, {t['kinds']['update']} update)"
+    )
+    click.echo(f"dumps: {t['dumps']} ingested, {t['rejected']} rejected")
+    click.echo(f"pending: {report['pending']}, lag: {report['lag_seconds']} s")
+    last = report["last_ingest"]
+    if last:
+        click.echo(
+            f"last ingest: {last['name']} at {last['ingested_at']} "
+            f"({last['new']} new, {last['repeat']} repeat, {last['update']} update)"
+        )
+    for rej in report["rejected"]:
+        click.echo(f"rejected: {rej['name']}: {rej['error']}")
+    for name, info in report["feeds"].items():
+        click.echo(f"feed {name}: {info['entries']} entries, modified {info['modified']}")
+
+
+def _article_json(a: Article, *, full: bool) -> dict[str, Any]:
+    from feedd.feeds.title import make_title
+
+    out: dict[str, Any] = {
+        "id": a.uid,
+        "title": make_title(a.text),
+        "first_seen": _iso(a.first_seen),
+        "last_seen": _iso(a.last_seen),
+    }
+    if full:
+        out["revisions"] = [
+            {
+                "number": r.number,
+                "text": r.text,
+                "simhash": r.simhash,
+                "first_seen": _iso(r.first_seen),
+            }
+            for r in a.revisions
+        ]
+        out["sightings"] = [
+            {
+                "dump": s.dump,
+                "line": s.line,
+                "revision": s.revision,
+                "kind": s.kind,
+                "seen_at": _iso(s.seen_at),
+            }
+            for s in a.sightings
+        ]
+    else:
+        out["revisions"] = a.revision_count
+    return out
+
+
+@cli.command()
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def articles(limit: int, as_json: bool) -> None:
+    """The newest articles, by first sighting."""
+    from feedd.feeds.title import make_title
+
+    arts = _state().app().store.articles(limit=limit)
+    if as_json:
+        _echo_json([_article_json(a, full=False) for a in arts])
+        return
+    for a in arts:
+        click.echo(
+            f"{a.uid[:8]}  {a.first_seen:%Y-%m-%d %H:%M}  r{a.revision_count}  {make_title(a.text)}"
+        )
+
+
+@cli.command()
+@click.argument("article")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def history(article: str, as_json: bool) -> None:
+    """Every revision of ARTICLE (uid, uid prefix or number) with character diffs."""
+    art = _state().app().store.article(article)
+    if art is None:
+        raise ArticleNotFound(f"no article {article!r}; list them with `feedd articles`")
+    if as_json:
+        data = _article_json(art, full=True)
+        for prev, rev in zip(art.revisions, data["revisions"][1:], strict=False):
+            rev["diff"] = inline_diff(prev.text, rev["text"])
+        _echo_json(data)
+        return
+    click.echo(f"article {art.uid}: {len(art.revisions)} revisions, {len(art.sightings)} sightings")
+    previous: str | None = None
+    for rev in art.revisions:
+        click.echo(
+            f"\nrevision {rev.number}  first seen {_iso(rev.first_seen)}  simhash {rev.simhash}"
+        )
+        click.echo(rev.text if previous is None else inline_diff(previous, rev.text))
+        previous = rev.text
+    click.echo("\nsightings:")
+    for s in art.sightings:
+        click.echo(f"  {s.dump}:{s.line}  r{s.revision}  {s.kind:6}  {_iso(s.seen_at)}")
+
+
+# explain --------------------------------------------------------------------
+@cli.command()
+@click.argument("path_or_text")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def explain(path_or_text: str, as_json: bool) -> None:
+    """Which article an item (a dump file, or the item's text) would match, and why.
+
+    Nothing is written: the lookups run in a read-only transaction.
+    """
+    app = _state().app()
+    path = Path(path_or_text)
+    if len(path_or_text) < 4096 and path.is_file():
+        try:
+            texts = [(i.line, i.text) for i in parse_dump(path.read_bytes()).items]
+        except InvalidDump as exc:
+            raise FeeddError(f"{path}: {exc.reason}") from None
+    else:
+        texts = [(0, path_or_text)]
+    reports = []
+    settings = app.config.match
+    with app.store.lookup() as tx:
+        for line, text in texts:
+            fp = fingerprint(text, app.config.fingerprint)
+            exact = tx.exact(fp, text)
+            candidates = [] if exact else tx.candidates(fp, settings.simhash_k)
+            decision = decide(fp, exact, candidates, settings)
+            uids = {c.article_id: c for c in candidates}
+            reports.append(
+                {
+                    "line": line or None,
+                    "simhash": hex64(fp.simhash),
+                    "normalized_chars": len(fp.normalized),
+                    "segments": len(fp.segments),
+                    "decision": decision.kind.value,
+                    "article": _uid(app, decision.article_id),
+                    "reason": decision.reason,
+                    "thresholds": {
+                        "simhash_k": settings.simhash_k,
+                        "verify_threshold": settings.verify_threshold,
+                        "shingle_size": settings.shingle_size,
+                    },
+                    "candidates": [
+                        {
+                            "article": _uid(app, s.article_id),
+                            "revision": s.revision_number,
+                            "distance": s.distance,
+                            "shared_segments": s.shared_segments,
+                            "containment": s.containment,
+                            "jaccard": s.jaccard,
+                            "accepted": s.accepted,
+                        }
+                        for s in decision.scores
+                        if s.article_id in uids
+                    ],
+                }
+            )
+    if as_json:
+        _echo_json(reports)
+        return
+    for r in reports:
+        where = f"line {r['line']}: " if r["line"] else ""
+        click.echo(
+            f"{where}{r['decision']} {r['article'] or ''} — {r['reason']} "
+            f"(simhash {r['simhash']}, {r['segments']} segments, k={settings.simhash_k}, "
+            f"threshold {settings.verify_threshold})"
+        )
+        for c in r["candidates"]:
+            mark = "accept" if c["accepted"] else "reject"
+            click.echo(
+                f"    {mark} {c['article']} r{c['revision']}: distance {c['distance']}, "
+                f"shared segments {c['shared_segments']}, containment {c['containment']:.3f}, "
+                f"jaccard {c['jaccard']:.3f}"
+            )
+
+
+def _uid(app: App, article_id: int | None) -> str | None:
+    if article_id is None:
+        return None
+    art = app.store.article(article_id, full=False)
+    return art.uid if art else None
+
+
+# export / feed --------------------------------------------------------------
+@cli.command()
+def export() -> None:
+    """Every article as JSON Lines on stdout (the stable format in the README)."""
+    for art in _state().app().store.export():
+        click.echo(json.dumps(_article_json(art, full=True), ensure_ascii=False))
+
+
+@cli.command()
+@click.option(
+    "--format", "fmt", type=click.Choice(["rss", "atom"]), default="atom", show_default=True
+)
+@click.option("--updates", is_flag=True, help="The feed of new revisions instead of new articles.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically).",
+)
+def feed(fmt: str, updates: bool, output: Path | None) -> None:
+    """Render a feed on demand, to stdout or to a file."""
+    from feedd.feeds.write import render_feed, write_if_changed
+
+    app = _state().app()
+    data = render_feed(app.store, app.config.feed, fmt, updates=updates)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        changed = write_if_changed(output, data)
+        click.echo(f"{output}: {'written' if changed else 'unchanged'}", err=True)
+
+
+# daemon and server -----------------------------------------------------------
+@cli.command()
+@click.option("--watch-dir", type=click.Path(file_okay=False), help="Override ingest.watch_dir.")
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Override feed.output_dir.")
+@click.option(
+    "--scan-interval", type=click.FloatRange(min=0.05), help="Override daemon.scan_interval."
+)
+@click.option(
+    "--listen", help="Also serve HTTP here (overrides server.listen), e.g. 127.0.0.1:8080."
+)
+def run(
+    watch_dir: str | None, output_dir: str | None, scan_interval: float | None, listen: str | None
+) -> None:
+    """Watch the folder, ingest dumps as they land, keep the feeds current.
+
+    SIGTERM/SIGINT finish the current dump, write the feeds and exit 0;
+    SIGHUP reloads the config file (a bad one is logged and the old kept).
+    """
+    from feedd.daemon import Daemon
+
+    state = _state()
+    for key, value in (
+        ("ingest.watch_dir", watch_dir and str(Path(watch_dir).resolve())),
+        ("feed.output_dir", output_dir and str(Path(output_dir).resolve())),
+        ("daemon.scan_interval", scan_interval),
+        ("server.listen", listen),
+    ):
+        if value is not None:
+            state.overrides[key] = value
+    config = state.config()
+    setup_logging(config.log.level, state.log_format or config.log.format, state.verbosity)
+    sys.exit(Daemon(config, reload=state.config).start())
+
+
+@cli.command()
+@click.option("--listen", help="host:port (default: server.listen, else 127.0.0.1:8080).")
+def serve(listen: str | None) -> None:
+    """Serve the feeds, article pages and /healthz over HTTP (conditional GET)."""
+    from feedd.server import make_app
+    from feedd.server import serve as serve_http
+
+    state = _state()
+    app = state.app()
+    address = listen or app.config.server.listen or "127.0.0.1:8080"
+    wsgi = make_app(
+        app.store,
+        app.output_dir,
+        base_url=app.config.feed.base_url,
+        pending=lambda: len(app.pending()),
+        title=app.config.feed.title,
+    )
+    log.info("serving %s on http://%s/", app.output_dir, address)
+    serve_http(
+        wsgi,
+        address,
+        threads=app.config.server.threads,
+        channel_timeout=app.config.server.channel_timeout,
+    )
+
+
+# db -------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Upgrade the schema to the newest migration (feedd also does this on start)."""
+    app = _state().app()
+    from feedd.store import migrate
+
+    click.echo(f"schema at {migrate.current_revision(app.store.engine)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    from feedd.store import migrate
+
+    state = _state()
+    config = state.config()
+    from feedd.store.engine import make_engine
+
+    engine = make_engine(config.database_url)
+    click.echo(f"{migrate.current_revision(engine)} (head {migrate.head_revision()})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line and exit 2 for config mistakes, 1 for other errors."""
+    try:
+        code = cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"feedd: {exc}", err=True)
+        sys.exit(2)
+    except FeeddError as exc:
+        click.echo(f"feedd: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,433 @@
+"""`feedd run`: an APScheduler loop that watches a folder and keeps feeds current.
+
+Threads and their jobs:
+
+* the main thread runs ``BlockingScheduler``; SIGTERM/SIGINT stop it after the
+  current dump, SIGHUP asks for a config reload at the next scan;
+* job ``scan`` (every ``daemon.scan_interval`` s, never two at once) ingests
+  the settled dumps in dump order, then re-renders the feeds if anything
+  changed;
+* job ``heartbeat`` records liveness in the database for ``feedd status``;
+* optionally a watchdog observer (inotify) wakes ``scan`` as soon as a file
+  lands, and a waitress server thread serves the feeds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.engine import make_url
+
+from feedd.app import App, build
+from feedd.config import Config, check_watch_dir
+from feedd.dumpfiles import DumpFile, is_candidate_name, move_aside, order_key, stat_dump
+from feedd.errors import AlreadyRunning, DumpVanished, FeeddError, InvalidDump, StorageError
+from feedd.ingest import IngestResult
+from feedd.model import WorkerInfo
+
+log = logging.getLogger("feedd.daemon")
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    done: bool = False  # ingested, unchanged or set aside at this size and mtime
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reload: Callable[[], Config] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._reload_config = reload
+        self.now = now
+        self.app: App | None = None
+        self.scheduler = BlockingScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                # APScheduler's default of 1 s silently drops runs that start
+                # late (a long scan, a suspended VM); run them late instead.
+                "misfire_grace_time": None,
+            },
+        )
+        self._seen: dict[str, _Seen] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reload_requested = threading.Event()
+        self._scanning = threading.Lock()
+        self._failures = 0
+        self._retry_at = 0.0
+        self._lock_file: TextIO | None = None
+        self._observer: Any = None
+        self._server: Any = None
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+        self.started_at = self.now()
+        self.last_scan_at: datetime | None = None
+
+    # lifecycle ----------------------------------------------------------------
+    def start(self) -> int:
+        check_watch_dir(self.config)
+        self._acquire_single_instance()
+        self.app = build(self.config)
+        self._install_signals()
+        interval = self.config.daemon.scan_interval
+        self.scheduler.add_listener(
+            self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR
+        )
+        self.scheduler.add_job(
+            self.scan, "interval", seconds=interval, id="scan", next_run_time=self.now()
+        )
+        beat = max(1.0, min(interval, self.config.daemon.heartbeat_stale_seconds / 4))
+        self.scheduler.add_job(
+            self.heartbeat, "interval", seconds=beat, id="heartbeat", next_run_time=self.now()
+        )
+        self._start_watcher()
+        self._start_server()
+        log.info(
+            "feedd running: watching %s every %.1f s, feeds into %s, database %s",
+            self.app.watch_dir,
+            interval,
+            self.app.output_dir,
+            make_url(self.config.database_url).render_as_string(hide_password=True),
+        )
+        try:
+            self.scheduler.start()
+        finally:
+            self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        """Finish the current dump, then stop (safe from a signal handler)."""
+        self._stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def _shutdown(self) -> None:
+        # Wait for a scan in progress: it stops between dumps once _stop is set.
+        with self._scanning:
+            pass
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        if self._server is not None:
+            self._server.close()
+        if self.app is not None:
+            try:
+                self.app.publish()
+            except (FeeddError, OSError) as exc:
+                log.error("could not write the feeds on shutdown: %s", exc)
+            try:
+                self._beat("stopped")
+            except FeeddError:
+                pass
+            self.app.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+        log.info("feedd stopped")
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s: stopping after the current dump", signal.Signals(signum).name)
+            self.stop()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            log.info("received SIGHUP: reloading the config at the next scan")
+            self._reload_requested.set()
+            self.wake()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _acquire_single_instance(self) -> None:
+        url = make_url(self.config.database_url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return  # PostgreSQL: several workers coordinate through the database
+        lock_path = Path(f"{url.database}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise AlreadyRunning(
+                f"another feedd daemon ({holder}) already runs on {url.database}; stop it "
+                "first, or use PostgreSQL for several workers"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("job %s missed its run time; it runs at the next tick", event.job_id)
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.info("job %s still running; this tick folds into it", event.job_id)
+        elif event.code == EVENT_JOB_ERROR:
+            log.error("job %s failed: %r", event.job_id, getattr(event, "exception", None))
+
+    # waking -------------------------------------------------------------------
+    def wake(self, at: datetime | None = None) -> None:
+        """Run a scan now (or at ``at``) instead of waiting for the interval."""
+        if at is None:
+            self._wake.set()
+            if self._scanning.locked():
+                return  # the running scan loops once more when it sees _wake
+        if not self.scheduler.running:
+            return
+        job = self.scheduler.get_job("scan")
+        when = at or self.now()
+        if job is not None and (job.next_run_time is None or when < job.next_run_time):
+            job.modify(next_run_time=when)
+
+    def _start_watcher(self) -> None:
+        if not self.config.daemon.watch_events:
+            return
+        try:
+            from watchdog.events import FileSystemEvent, FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:  # pragma: no cover - watchdog is a dependency
+            return
+        daemon = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("created", "moved", "closed", "modified"):
+                    daemon.wake()
+
+        assert self.app is not None
+        observer = Observer()
+        observer.schedule(Handler(), str(self.app.watch_dir), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def _start_server(self) -> None:
+        listen = self.config.server.listen
+        if not listen or self.app is None:
+            return
+        from feedd.server import make_app, start_background
+
+        host, _, port = listen.rpartition(":")
+        app = self.app
+        wsgi = make_app(
+            app.store,
+            app.output_dir,
+            base_url=self.config.feed.base_url,
+            pending=lambda: len(app.pending()),
+            title=self.config.feed.title,
+        )
+        self._server = start_background(
+            wsgi,
+            host,
+            int(port),
+            threads=self.config.server.threads,
+            channel_timeout=self.config.server.channel_timeout,
+        )
+        log.info("serving feeds on http://%s:%s/", host, self._server.port)
+
+    # jobs ---------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        try:
+            self._beat("running")
+        except FeeddError as exc:
+            log.warning("heartbeat not recorded: %s", exc)
+
+    def _beat(self, status: str) -> None:
+        assert self.app is not None
+        job = self.scheduler.get_job("scan") if self.scheduler.running else None
+        pending = [s for s in self._seen.values() if not s.done]
+        self.app.store.heartbeat(
+            WorkerInfo(
+                id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=self.started_at,
+                heartbeat_at=self.now(),
+                last_scan_at=self.last_scan_at,
+                next_scan_at=job.next_run_time if job else None,
+                status=status,
+                pending=len(pending),
+                oldest_pending_at=(
+                    datetime.fromtimestamp(min(s.mtime_ns for s in pending) / 1e9, UTC)
+                    if pending
+                    else None
+                ),
+            )
+        )
+
+    def scan(self) -> None:
+        if self._stop.is_set() or not self._scanning.acquire(blocking=False):
+            return
+        try:
+            while True:
+                self._wake.clear()
+                self._scan_once()
+                if self._stop.is_set() or not self._wake.is_set():
+                    break
+        finally:
+            self._scanning.release()
+
+    def _scan_once(self) -> None:
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self._reload()
+        if time.monotonic() < self._retry_at:
+            return
+        assert self.app is not None
+        try:
+            changed = self._ingest_ready()
+            if changed:
+                self.app.publish()
+            elif not (self.app.output_dir / "feed.atom").exists():
+                self.app.publish()
+            self._failures = 0
+        except StorageError as exc:
+            self._failures += 1
+            delay = min(
+                self.config.daemon.max_backoff_seconds,
+                self.config.daemon.scan_interval * 2 ** min(self._failures, 16),
+            )
+            self._retry_at = time.monotonic() + delay
+            log.error(
+                "database unavailable (%s); files stay pending, retrying in %.0f s", exc, delay
+            )
+        except OSError as exc:
+            log.error("scan failed: %s; retrying at the next tick", exc)
+        finally:
+            self.last_scan_at = self.now()
+
+    def _ready_files(self) -> tuple[list[DumpFile], float | None]:
+        """Settled dump files in dump order, and when the next unsettled one settles."""
+        assert self.app is not None
+        settle = self.config.daemon.settle_seconds
+        pattern = self.config.ingest.pattern
+        ready: list[DumpFile] = []
+        next_settle: float | None = None
+        now = time.time()
+        names = set()
+        for entry in os.scandir(self.app.watch_dir):
+            if not is_candidate_name(entry.name, pattern):
+                continue
+            names.add(entry.name)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            seen = self._seen.get(entry.name)
+            if seen and seen.done and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                continue
+            unchanged = seen is not None and (seen.size, seen.mtime_ns) == (
+                st.st_size,
+                st.st_mtime_ns,
+            )
+            self._seen[entry.name] = _Seen(st.st_size, st.st_mtime_ns)
+            age = now - st.st_mtime_ns / 1e9
+            # Settled: old enough, and (unless it is already well past settling)
+            # the same size and mtime as at the previous look.
+            if age >= settle and (unchanged or age >= 2 * settle):
+                ready.append(DumpFile(Path(entry.path), entry.name, st.st_size, st.st_mtime))
+            else:
+                due = max(settle - age, 0.05) if age < settle else settle / 2
+                next_settle = due if next_settle is None else min(next_settle, due)
+        for gone in set(self._seen) - names:
+            del self._seen[gone]
+        return sorted(ready, key=order_key), next_settle
+
+    def _ingest_ready(self) -> bool:
+        assert self.app is not None
+        ready, next_settle = self._ready_files()
+        if next_settle is not None:
+            self.wake(self.now() + timedelta(seconds=next_settle))
+        changed = False
+        for dump in ready:
+            if self._stop.is_set():
+                break
+            result = self._ingest_one(dump)
+            if result is None:
+                continue
+            changed = changed or result.changed
+        return changed
+
+    def _ingest_one(self, dump: DumpFile) -> IngestResult | None:
+        assert self.app is not None
+        try:
+            dump = stat_dump(
+                dump.path,
+                follow_symlinks=self.config.ingest.follow_symlinks,
+                root=self.app.watch_dir,
+            )
+            result = self.app.ingester.ingest_file(dump)
+        except DumpVanished:
+            log.info("%s vanished before it was read; skipped", dump.name)
+            self._seen.pop(dump.name, None)
+            return None
+        except InvalidDump as exc:
+            result = self.app.ingester.reject(dump.path, exc.reason, dump.size)
+        seen = self._seen.get(dump.name)
+        try:
+            if result.status == "rejected":
+                target = move_aside(
+                    dump.path,
+                    self.config.path(self.config.ingest.quarantine_dir),
+                    f"{dump.name}: {result.reason}",
+                )
+                log.warning("quarantined %s -> %s: %s", dump.name, target, result.reason)
+                if result.content_hash:
+                    self.app.store.set_dump_location(dump.name, result.content_hash, str(target))
+            elif self.config.ingest.archive_dir:
+                target = move_aside(dump.path, self.config.path(self.config.ingest.archive_dir))
+                if result.content_hash:
+                    self.app.store.set_dump_location(dump.name, result.content_hash, str(target))
+        except FileNotFoundError:
+            pass  # another worker moved it first; the database already has it
+        if seen is not None:
+            seen.done = True
+        return result
+
+    def _reload(self) -> None:
+        if self._reload_config is None:
+            return
+        try:
+            new = self._reload_config()
+            check_watch_dir(new)
+            app = build(new)
+        except FeeddError as exc:
+            log.error("config reload failed, keeping the old config: %s", exc)
+            return
+        old = self.app
+        self.config, self.app = new, app
+        if old is not None:
+            old.close()
+        job = self.scheduler.get_job("scan")
+        if job is not None:
+            job.reschedule("interval", seconds=new.daemon.scan_interval)
+        log.info("config reloaded")

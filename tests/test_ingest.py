@@ -1,0 +1,247 @@
+"""Ingest on real databases (SQLite and PostgreSQL): seeds, constructed edits, export."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedd.core.fingerprint import fingerprint
+from feedd.core.parse import parse_dump
+from tests.support import ROOT, AppFactory, dump_bytes, seed_files
+
+GOLDEN = ROOT / "tests" / "golden" / "seeds.json"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def seed_items() -> list[str]:
+    return [i.text for f in seed_files() for i in parse_dump(f.read_bytes()).items]
+
+
+def long_seed(min_chars: int = 490) -> str:
+    return next(t for t in seed_items() if len(t) >= min_chars)
+
+
+def ingest(app, name: str, *items: str, at: int = 0):  # type: ignore[no-untyped-def]
+    return app.ingester.ingest_bytes(name, dump_bytes(*items), T0 + timedelta(hours=at))
+
+
+def history_of(app):  # type: ignore[no-untyped-def]
+    return list(app.store.export())
+
+
+def test_seeds_backfill_matches_golden(make_app: AppFactory) -> None:
+    app = make_app()
+    results = app.ingester.ingest_paths(seed_files())
+    assert [r.status for r in results] == ["ingested"] * 5
+    arts = history_of(app)
+
+    # Independent expectation: the seeds repeat items verbatim, so every
+    # distinct item line is one article, first sighting new, the rest repeats.
+    lines = [
+        (f.name, i.line, i.text) for f in seed_files() for i in parse_dump(f.read_bytes()).items
+    ]
+    distinct = list(dict.fromkeys(t for _, _, t in lines))
+    assert len(distinct) == 47 and len(lines) == 60
+    assert len(arts) == len(distinct)
+    by_text = {a.revisions[0].text: a for a in arts}
+    assert set(by_text) == set(distinct)
+    for a in arts:
+        assert len(a.revisions) == 1
+        kinds = [s.kind for s in a.sightings]
+        assert kinds[0] == "new" and all(k == "repeat" for k in kinds[1:])
+
+    # Noise lines are not articles; the date and category go to the next item.
+    texts = {t for t in distinct}
+    assert not texts & {"NLP", "2026-01-11", "1 2"}
+    ngram = next(a for a in arts if a.revisions[0].text.startswith("1. 什么是NGram模型"))
+    assert (ngram.sightings[0].date, ngram.sightings[0].category) == ("2026-01-11", "NLP")
+
+    # The golden file pins the whole history per seed dump.
+    order = {a.uid: n for n, a in enumerate(sorted(arts, key=lambda a: a.id))}
+    per_dump: dict[str, list[list[object]]] = {}
+    for a in arts:
+        for s in a.sightings:
+            per_dump.setdefault(s.dump, []).append([s.line, s.kind, order[a.uid], s.revision])
+    for rows in per_dump.values():
+        rows.sort()
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert per_dump == golden["sightings"]
+    assert sorted(a.uid for a in arts) == sorted(golden["uids"])
+
+
+def test_backfill_twice_changes_nothing(make_app: AppFactory) -> None:
+    app = make_app()
+    app.ingester.ingest_paths(seed_files())
+    before = [json.dumps(a.__dict__, default=str) for a in history_of(app)]
+    again = app.ingester.ingest_paths(seed_files())
+    assert {r.status for r in again} == {"unchanged"}
+    assert [json.dumps(a.__dict__, default=str) for a in history_of(app)] == before
+    assert app.store.totals().dumps == 5
+
+
+def test_export_accounts_for_every_item_line_once(make_app: AppFactory) -> None:
+    app = make_app()
+    app.ingester.ingest_paths(seed_files())
+    seen = Counter((s.dump, s.line) for a in history_of(app) for s in a.sightings)
+    expected = {(f.name, i.line) for f in seed_files() for i in parse_dump(f.read_bytes()).items}
+    assert set(seen) == expected
+    assert set(seen.values()) == {1}
+
+
+def test_typo_fix_is_an_update(make_app: AppFactory) -> None:
+    app = make_app()
+    text = seed_items()[1]
+    fixed = text[:40] + ("甲" if text[40] != "甲" else "乙") + text[41:]
+    ingest(app, "001_a.txt", text)
+    result = ingest(app, "002_a.txt", fixed, at=1)
+    assert (result.new, result.update) == (0, 1)
+    [art] = history_of(app)
+    assert [r.number for r in art.revisions] == [1, 2]
+    assert art.revisions[1].text == fixed
+    assert [s.kind for s in art.sightings] == ["new", "update"]
+
+
+def test_punctuation_only_change_is_an_update_with_same_simhash(make_app: AppFactory) -> None:
+    app = make_app()
+    text = next(t for t in seed_items() if "," in t[:200])
+    changed = text.replace(",", "。", 1)
+    assert fingerprint(text).simhash == fingerprint(changed).simhash
+    ingest(app, "001_a.txt", text)
+    result = ingest(app, "002_a.txt", changed, at=1)
+    assert result.update == 1
+    [art] = history_of(app)
+    assert len(art.revisions) == 2
+
+
+def test_full_width_variant_is_a_repeat(make_app: AppFactory) -> None:
+    app = make_app()
+    text = next(t for t in seed_items() if "SD" in t)
+    wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+    assert wide != text
+    ingest(app, "001_a.txt", text)
+    result = ingest(app, "002_a.txt", wide, at=1)
+    assert (result.repeat, result.update, result.new) == (1, 0, 0)
+    [art] = history_of(app)
+    assert len(art.revisions) == 1
+
+
+def test_cut_shorter_then_longer_is_the_same_article(make_app: AppFactory) -> None:
+    app = make_app()
+    text = long_seed()
+    shorter = text[: len(text) - 200] + "..."
+    longer = text + " 补充说明:本文还讨论了训练细节与实验结果。"
+    ingest(app, "001_a.txt", text)
+    r2 = ingest(app, "002_a.txt", shorter, at=1)
+    r3 = ingest(app, "003_a.txt", longer, at=2)
+    assert (r2.update, r3.update) == (1, 1)
+    [art] = history_of(app)
+    assert len(art.revisions) == 3
+
+
+def test_sentence_inserted_in_the_middle_is_an_update(make_app: AppFactory) -> None:
+    app = make_app()
+    text = long_seed()
+    middle = len(text) // 2
+    edited = text[:middle] + "这一段是编辑后新插入的一句话,用来说明方法的动机。" + text[middle:]
+    ingest(app, "001_a.txt", text)
+    result = ingest(app, "002_a.txt", edited, at=1)
+    assert result.update == 1
+    assert len(history_of(app)) == 1
+
+
+def test_same_opening_different_articles_never_merge(make_app: AppFactory) -> None:
+    app = make_app()
+    items = seed_items()
+    opening = "简介 本文是系列笔记的一部分,介绍生成模型的基本概念与方法。"
+    assert len(opening) == 30
+    first = opening + items[3]
+    second = opening + items[8]
+    ingest(app, "001_a.txt", first)
+    result = ingest(app, "002_a.txt", second, at=1)
+    assert result.new == 1 and result.update == 0
+    assert len(history_of(app)) == 2
+
+
+def test_restored_text_sights_the_earlier_revision(make_app: AppFactory) -> None:
+    app = make_app()
+    text = seed_items()[4]
+    edited = text.replace("的", "地", 1)
+    ingest(app, "001_a.txt", text)
+    ingest(app, "002_a.txt", edited, at=1)
+    result = ingest(app, "003_a.txt", text, at=2)
+    assert result.update == 1
+    [art] = history_of(app)
+    assert len(art.revisions) == 2
+    assert [(s.kind, s.revision) for s in art.sightings] == [
+        ("new", 1),
+        ("update", 2),
+        ("update", 1),
+    ]
+    assert art.current_revision == 1
+    # Seen again unchanged: now a plain repeat of revision 1.
+    assert ingest(app, "004_a.txt", text, at=3).repeat == 1
+
+
+def test_same_name_new_content_is_a_new_version(make_app: AppFactory) -> None:
+    app = make_app()
+    items = seed_items()
+    first = ingest(app, "001_a.txt", items[0])
+    second = ingest(app, "001_a.txt", items[0], items[1], at=1)
+    assert (first.version, second.version) == (1, 2)
+    assert (second.repeat, second.new) == (1, 1)
+
+
+def test_identical_content_under_new_name_is_all_repeats(make_app: AppFactory) -> None:
+    app = make_app()
+    items = seed_items()[:5]
+    ingest(app, "001_a.txt", *items)
+    result = ingest(app, "002_b.txt", *items, at=5)
+    assert (result.status, result.repeat, result.new, result.update) == ("ingested", 5, 0, 0)
+    for art in history_of(app):
+        assert art.last_seen == T0 + timedelta(hours=5)
+
+
+def test_rejected_dump_is_recorded_with_reason(make_app: AppFactory, tmp_path: Path) -> None:
+    app = make_app()
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    [result] = app.ingester.ingest_paths([bad])
+    assert result.status == "rejected" and "binary" in (result.reason or "")
+    [row] = app.store.dumps(status="rejected")
+    assert row.name == "bad.txt" and "binary" in (row.error or "")
+    assert bad.exists(), "backfill never moves or deletes a file"
+
+
+def test_dry_run_leaves_nothing(make_app: AppFactory) -> None:
+    app = make_app()
+    with app.store.dry_run():
+        results = app.ingester.ingest_paths(seed_files())
+        assert sum(r.new for r in results) == 47
+    assert app.store.totals().articles == 0
+    assert app.store.totals().dumps == 0
+
+
+def test_crash_mid_dump_leaves_no_trace(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    items = seed_items()
+    ingest(app, "001_a.txt", *items[:3])
+    calls = {"n": 0}
+    original = app.ingester._ingest_parsed
+
+    def boom(tx, *args):  # type: ignore[no-untyped-def]
+        original(tx, *args)
+        calls["n"] += 1
+        raise RuntimeError("power cut after the last write, before commit")
+
+    monkeypatch.setattr(app.ingester, "_ingest_parsed", boom)
+    with pytest.raises(RuntimeError):
+        ingest(app, "002_a.txt", *items[3:8], at=1)
+    assert calls["n"] == 1
+    totals = app.store.totals()
+    assert (totals.dumps, totals.articles, totals.sightings) == (1, 3, 3)
