@@ -14,8 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from feedd.config import Config
 from feedd.dumpfiles import is_candidate_name
+from feedd.errors import ConfigError, StorageError
 from feedd.ingest import Ingester, utcnow
 from feedd.store.engine import make_engine
 from feedd.store.sql import SqlStore
@@ -46,9 +49,10 @@ class App:
         """Render the feeds from the store; write only the files whose bytes changed."""
         from feedd.feeds.write import publish
 
-        return publish(
+        changed: dict[str, bool] = publish(
             self.store, self.config.feed, self.output_dir, base_url=self.config.feed.base_url
         )
+        return changed
 
     def pending(self) -> list[Path]:
         """Files in the watch folder that the database has not seen at their size."""
@@ -141,6 +145,16 @@ def build(config: Config, *, now: Callable[[], datetime] = utcnow, upgrade: bool
     """Connect, upgrade the schema to head, and wire the services together."""
     engine = make_engine(config.database_url, busy_timeout_ms=config.database.busy_timeout_ms)
     store = SqlStore(engine)
-    if upgrade:
-        store.upgrade()
+    try:
+        if upgrade:
+            store.upgrade()
+        else:
+            store.check()
+    except StorageError as exc:
+        store.close()
+        shown = make_url(config.database_url).render_as_string(hide_password=True)
+        raise ConfigError(
+            f"config: database.url: cannot use {shown}: {exc}; "
+            "check the URL, the file's folder, and that the server runs"
+        ) from exc
     return App(config=config, store=store, ingester=Ingester(store, config, now), now=now)

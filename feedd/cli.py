@@ -294,7 +294,7 @@ def explain(path_or_text: str, as_json: bool) -> None:
     """
     app = _state().app()
     path = Path(path_or_text)
-    if len(path_or_text) < 4096 and path.is_file():
+    if _is_file(path):
         try:
             texts = [(i.line, i.text) for i in parse_dump(path.read_bytes()).items]
         except InvalidDump as exc:
@@ -356,6 +356,13 @@ def explain(path_or_text: str, as_json: bool) -> None:
                 f"shared segments {c['shared_segments']}, containment {c['containment']:.3f}, "
                 f"jaccard {c['jaccard']:.3f}"
             )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # text too long to be a file name
+        return False
 
 
 def _uid(app: App, article_id: int | None) -> str | None:
@@ -485,6 +492,11 @@ def db_current() -> None:
     click.echo(f"{migrate.current_revision(engine)} (head {migrate.head_revision()})")
 
 
+def _one_line(exc: Exception) -> str:
+    # Driver messages span lines; a log line or a terminal wants one.
+    return " ".join(str(exc).split())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit 2 for config mistakes, 1 for other errors."""
     try:
@@ -496,10 +508,10 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ConfigError as exc:
-        click.echo(f"feedd: {exc}", err=True)
+        click.echo(f"feedd: {_one_line(exc)}", err=True)
         sys.exit(2)
     except FeeddError as exc:
-        click.echo(f"feedd: {exc}", err=True)
+        click.echo(f"feedd: {_one_line(exc)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

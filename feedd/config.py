@@ -161,7 +161,13 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     raise ConfigError(f"config: {key} must be {name}, got {value!r}")
 
 
-def _section(name: str, cls: type[Any], values: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+def _section(
+    name: str,
+    cls: type[Any],
+    values: Mapping[str, Any],
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any],
+) -> Any:
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -170,11 +176,16 @@ def _section(name: str, cls: type[Any], values: Mapping[str, Any], env: Mapping[
             f"config: unknown key {name}.{unknown[0]}; "
             f"known keys in [{name}]: {', '.join(sorted(known))}"
         )
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"config: unknown key {name}.{unknown[0]}")
     kwargs: dict[str, Any] = {}
     for key in known:
         full = f"{name}.{key}"
         env_name = f"FEEDD_{name}_{key}".upper()
-        if env_name in env:
+        if key in overrides:
+            raw = overrides[key]
+        elif env_name in env:
             raw: Any = env[env_name]
             full = f"{full} (from ${env_name})"
         elif key in values:
@@ -216,11 +227,12 @@ def load_config(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config: cannot read {p}: {exc}") from None
         base_dir = p.resolve().parent
+    by_section: dict[str, dict[str, Any]] = {}
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
-        data.setdefault(section, {})[name] = value
+        by_section.setdefault(section, {})[name] = value
     sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "base_dir"}
-    unknown = sorted(set(data) - set(sections))
+    unknown = sorted((set(data) | set(by_section)) - set(sections))
     if unknown:
         raise ConfigError(
             f"config: unknown section [{unknown[0]}]; known sections: {', '.join(sorted(sections))}"
@@ -231,7 +243,7 @@ def load_config(
         values = data.get(name, {})
         if not isinstance(values, dict):
             raise ConfigError(f"config: {name} must be a table ([{name}]), got {values!r}")
-        built[name] = _section(name, hints[name], values, env)
+        built[name] = _section(name, hints[name], values, env, by_section.get(name, {}))
     config = Config(**built, base_dir=base_dir)
     _check_semantics(config)
     return config

@@ -27,9 +27,9 @@ def script_location() -> Path:
     raise FileNotFoundError("feedd's migrations/ folder is missing from this installation")
 
 
-def alembic_config() -> AlembicConfig:
+def alembic_config(location: Path | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(script_location()))
+    cfg.set_main_option("script_location", str(location or script_location()))
     return cfg
 
 
@@ -42,9 +42,9 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, target: str = "head") -> None:
+def upgrade(engine: Engine, target: str = "head", *, location: Path | None = None) -> None:
     """Upgrade in one transaction: an interrupted upgrade leaves the old schema."""
-    cfg = alembic_config()
+    cfg = alembic_config(location)
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             # Must be set outside a transaction; batch mode recreates tables
