@@ -130,7 +130,7 @@ def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bo
     feeds: dict[str, bool] = {}
     if changed and not dry_run and not no_feeds:
         feeds = app.publish()
-    summary = {
+    summary: dict[str, Any] = {
         "dry_run": dry_run,
         "dumps": len(results),
         "ingested": sum(r.status == "ingested" for r in results),
@@ -301,7 +301,7 @@ def explain(path_or_text: str, as_json: bool) -> None:
             raise FeeddError(f"{path}: {exc.reason}") from None
     else:
         texts = [(0, path_or_text)]
-    reports = []
+    reports: list[dict[str, Any]] = []
     settings = app.config.match
     with app.store.lookup() as tx:
         for line, text in texts:

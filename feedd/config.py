@@ -183,10 +183,11 @@ def _section(
     for key in known:
         full = f"{name}.{key}"
         env_name = f"FEEDD_{name}_{key}".upper()
+        raw: Any
         if key in overrides:
             raw = overrides[key]
         elif env_name in env:
-            raw: Any = env[env_name]
+            raw = env[env_name]
             full = f"{full} (from ${env_name})"
         elif key in values:
             raw = values[key]

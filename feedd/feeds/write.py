@@ -1,0 +1,178 @@
+"""Publish the feeds as static files, atomically and only when they changed.
+
+A reader polling feed.atom must never see half a file, and an unchanged feed
+must keep its mtime so that HTTP caches (Last-Modified, ETag from the server)
+keep answering 304.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from feedd.config import FeedConfig
+from feedd.errors import FeeddError
+from feedd.feeds.render import FeedKind, render, render_updates
+from feedd.model import Article, UpdateEntry
+
+log = logging.getLogger("feedd.feeds")
+
+FEED_FILES: tuple[tuple[FeedKind, str], ...] = (("rss", "feed.rss"), ("atom", "feed.atom"))
+UPDATES_FILES: tuple[tuple[FeedKind, str], ...] = (("rss", "updates.rss"), ("atom", "updates.atom"))
+_DEFAULT_MODE = 0o644  # mkstemp creates 0600; the web server must read the file
+
+
+class FeedWriteError(FeeddError):
+    """A feed file could not be written; the previous file is still in place."""
+
+    default_message = (
+        "cannot write the feed files; check free space and permissions of feed.output_dir"
+    )
+
+
+class FeedSource(Protocol):
+    """What publish needs from the store (SqlStore satisfies it)."""
+
+    def articles(self, *, limit: int | None = None, newest_first: bool = True) -> list[Article]: ...
+
+    def updates(self, *, limit: int) -> list[UpdateEntry]: ...
+
+    def last_change(self) -> datetime | None: ...
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Replace ``path`` with ``data`` atomically; False (file untouched) if equal.
+
+    Raises FeedWriteError when the file cannot be written; the old file then
+    stays as it was and no temporary file is left behind.
+    """
+    if _same_content(path, data):
+        return False
+    mode = _mode_of(path)
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise FeedWriteError(
+            f"cannot write {path}: {reason}; the previous file is unchanged. "
+            f"Check free space and permissions of {path.parent} (feed.output_dir)"
+        ) from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    _fsync_dir(path.parent)
+    return True
+
+
+def render_feed(
+    store: FeedSource,
+    feed_config: FeedConfig,
+    kind: str,
+    *,
+    updates: bool = False,
+    base_url: str | None = None,
+) -> bytes:
+    """One feed rendered from the store, exactly as ``publish`` would write it.
+
+    ``kind`` is "rss" or "atom"; ``base_url`` (default feed.base_url) is where
+    the file is served. Raises ValueError for another kind.
+    """
+    files = dict(UPDATES_FILES if updates else FEED_FILES)
+    if kind not in files:
+        raise ValueError(f"unknown feed kind {kind!r}; use one of {', '.join(files)}")
+    feed_kind: FeedKind = "rss" if kind == "rss" else "atom"
+    self_url = f"{(base_url or feed_config.base_url).rstrip('/')}/{files[feed_kind]}"
+    if updates:
+        entries = store.updates(limit=feed_config.max_items)
+        return render_updates(
+            feed_kind, entries, feed_config, self_url=self_url, updated=newest_revision(entries)
+        )
+    articles = store.articles(limit=feed_config.max_items)
+    return render(feed_kind, articles, feed_config, self_url=self_url, updated=store.last_change())
+
+
+def newest_revision(entries: Sequence[UpdateEntry]) -> datetime | None:
+    """The updates feed's own time: it changes when a revision appears, not with
+    every new article (which is what ``last_change`` would say)."""
+    return max((entry.first_seen for entry in entries), default=None)
+
+
+def publish(
+    store: FeedSource, feed_config: FeedConfig, output_dir: Path, *, base_url: str
+) -> dict[str, bool]:
+    """Render feed.rss and feed.atom (and updates.* when enabled) from the store.
+
+    Returns {file name: whether it changed}. ``base_url`` is where output_dir
+    is served; each file's rel=self link is ``{base_url}/{file name}``.
+    Raises FeedWriteError (and the store's StorageError).
+    """
+    base = base_url.rstrip("/")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FeedWriteError(
+            f"cannot create {output_dir}: {exc.strerror or exc}; create it or fix feed.output_dir"
+        ) from exc
+    changed: dict[str, bool] = {}
+    plan = [(kind, name, False) for kind, name in FEED_FILES]
+    if feed_config.include_updates:
+        plan += [(kind, name, True) for kind, name in UPDATES_FILES]
+    for kind, name, updates in plan:
+        data = render_feed(store, feed_config, kind, updates=updates, base_url=base)
+        changed[name] = write_if_changed(output_dir / name, data)
+    if any(changed.values()):
+        log.info(
+            "feeds written: %s",
+            ", ".join(name for name, did in changed.items() if did),
+            extra={"event": "feeds_written", "changed": changed},
+        )
+    return changed
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False  # missing or unreadable: write it
+
+
+def _mode_of(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return _DEFAULT_MODE
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk. The new
+    # file is already in place, so a failure here is reported, not raised.
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        log.warning("cannot open %s to fsync it: %s", directory, exc)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.warning("cannot fsync %s: %s", directory, exc)
+    finally:
+        os.close(fd)
