@@ -21,7 +21,6 @@ import click
 
 from feedd.app import App, build
 from feedd.config import Config, load_config
-from feedd.core.decide import decide
 from feedd.core.diff import inline_diff
 from feedd.core.fingerprint import fingerprint
 from feedd.core.parse import parse_dump
@@ -305,11 +304,8 @@ def explain(path_or_text: str, as_json: bool) -> None:
     settings = app.config.match
     with app.store.lookup() as tx:
         for line, text in texts:
-            fp = fingerprint(text, app.config.fingerprint)
-            exact = tx.exact(fp, text)
-            candidates = [] if exact else tx.candidates(fp, settings.simhash_k)
-            decision = decide(fp, exact, candidates, settings)
-            uids = {c.article_id: c for c in candidates}
+            decision, fp, _ = app.ingester.classify(tx, text)
+            fp = fp or fingerprint(text, app.config.fingerprint)
             reports.append(
                 {
                     "line": line or None,
@@ -335,7 +331,6 @@ def explain(path_or_text: str, as_json: bool) -> None:
                             "accepted": s.accepted,
                         }
                         for s in decision.scores
-                        if s.article_id in uids
                     ],
                 }
             )

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from feedd.config import Config
-from feedd.core.decide import Decision, Kind, decide
-from feedd.core.fingerprint import Fingerprint, fingerprint
+from feedd.core.decide import Decision, ExactMatch, Kind, decide
+from feedd.core.fingerprint import Fingerprint, TextKey, fingerprint, text_key
 from feedd.core.parse import ParsedDump, ParseLimits, parse_dump
 from feedd.core.text import hex64
 from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
@@ -150,7 +150,14 @@ class Ingester:
             result.content_hash = digest
             result.duration_ms = int((time.perf_counter() - started) * 1000)
             assert result.dump_id is not None
-            tx.finish_dump(result.dump_id, duration_ms=result.duration_ms)
+            tx.finish_dump(
+                result.dump_id,
+                item_count=result.items,
+                new_count=result.new,
+                repeat_count=result.repeat,
+                update_count=result.update,
+                duration_ms=result.duration_ms,
+            )
         log.info(
             "ingested %s: %d item lines, %d new, %d repeat, %d update, %d ms",
             name,
@@ -194,19 +201,16 @@ class Ingester:
                 noise_count=len(parsed.noise),
             )
         )
-        settings = self.config.fingerprint
-        fps = [fingerprint(item.text, settings) for item in parsed.items]
-        tx.preload_exact([fp.norm_hash for fp in fps])
+        keys = [text_key(item.text) for item in parsed.items]
+        tx.preload_exact([key.norm_hash for key in keys])
         counts = {Kind.NEW: 0, Kind.REPEAT: 0, Kind.UPDATE: 0}
         rows: list[dict[str, Any]] = []
-        touched: set[int] = set()
         decisions: list[Decision] = []
-        for item, fp in zip(parsed.items, fps, strict=True):
-            exact = tx.exact(fp, item.text)
-            candidates = [] if exact else tx.candidates(fp, self.config.match.simhash_k)
-            decision = decide(fp, exact, candidates, self.config.match)
+        for item, key in zip(parsed.items, keys, strict=True):
+            decision, fp, exact = self.classify(tx, item.text, key)
             decisions.append(decision)
             if decision.kind is Kind.NEW:
+                assert fp is not None
                 article_id, revision_id = tx.create_article(
                     article_uid(fp, digest, item.line),
                     fp,
@@ -219,6 +223,7 @@ class Ingester:
                 assert decision.article_id is not None
                 article_id = decision.article_id
                 if decision.revision_id is None:
+                    assert fp is not None
                     revision_id, _ = tx.add_revision(
                         article_id, fp, item.text, observed_at, dump_id, item.line
                     )
@@ -228,7 +233,6 @@ class Ingester:
                         assert exact is not None
                         tx.restore_revision(article_id, exact.revision_number, observed_at)
             counts[decision.kind] += 1
-            touched.add(article_id)
             rows.append(
                 {
                     "dump_id": dump_id,
@@ -242,14 +246,6 @@ class Ingester:
                 }
             )
         tx.add_sightings(rows)
-        tx.touch(touched, observed_at)
-        tx.finish_dump(
-            dump_id,
-            item_count=len(parsed.items),
-            new_count=counts[Kind.NEW],
-            repeat_count=counts[Kind.REPEAT],
-            update_count=counts[Kind.UPDATE],
-        )
         return IngestResult(
             name,
             "ingested",
@@ -263,6 +259,19 @@ class Ingester:
             dump_id=dump_id,
             decisions=decisions,
         )
+
+    def classify(
+        self, tx: IngestTx, text: str, key: TextKey | None = None
+    ) -> tuple[Decision, Fingerprint | None, ExactMatch | None]:
+        """Exact match first; only a text never seen before pays for a simhash."""
+        key = key or text_key(text)
+        exact = tx.exact(key, text)
+        if exact is not None:
+            return decide(None, exact, [], self.config.match), None, exact
+        fp = fingerprint(text, self.config.fingerprint, key)
+        match = self.config.match
+        candidates = tx.candidates(fp, match.simhash_k, limit=match.max_candidates)
+        return decide(fp, None, candidates, match), fp, None
 
     def _record_rejection(
         self, name: str, digest: str, size: int, observed_at: datetime, reason: str

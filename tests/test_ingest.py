@@ -245,3 +245,11 @@ def test_crash_mid_dump_leaves_no_trace(
     assert calls["n"] == 1
     totals = app.store.totals()
     assert (totals.dumps, totals.articles, totals.sightings) == (1, 3, 3)
+
+
+def test_same_new_item_twice_in_one_dump_is_one_article(make_app: AppFactory) -> None:
+    app = make_app()
+    text = seed_items()[2]
+    result = ingest(app, "001_a.txt", text, seed_items()[5], text)
+    assert (result.new, result.repeat) == (2, 1)
+    assert len(history_of(app)) == 2

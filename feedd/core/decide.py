@@ -112,11 +112,13 @@ def rank(candidates: Sequence[Candidate], item: Fingerprint) -> list[Candidate]:
 
 
 def decide(
-    item: Fingerprint,
+    item: Fingerprint | None,
     exact: ExactMatch | None,
     candidates: Sequence[Candidate],
     settings: MatchSettings,
 ) -> Decision:
+    """Classify one item. ``item`` may be None only when ``exact`` is given:
+    an exact repeat needs no fingerprint, which keeps repeats cheap."""
     if exact is not None:
         if exact.is_current:
             return Decision(
@@ -128,6 +130,8 @@ def decide(
             exact.revision_id,
             f"text changed back to revision {exact.revision_number}",
         )
+    if item is None:
+        raise ValueError("decide() needs the item's fingerprint when there is no exact match")
     scores: list[Score] = []
     best: tuple[tuple[float, float, int], Candidate] | None = None
     for cand in rank(candidates, item)[: settings.max_candidates]:

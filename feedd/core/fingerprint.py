@@ -9,6 +9,7 @@ numpy 2 raises OverflowError once a feature's weight passes 255.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
@@ -35,6 +36,19 @@ class FingerprintSettings:
     max_feature_weight: int = 0  # 0 = no cap; weights are counts otherwise
     segment_min_chars: int = 24  # a segment is at least this many compact chars
     max_segments: int = 8  # only the first segments: a listing cuts the end
+
+
+@dataclass(frozen=True)
+class TextKey:
+    """What decides "same text": cheap, so exact repeats never pay for a simhash."""
+
+    normalized: str
+    norm_hash: int  # signed 64-bit hash of the normalised text
+
+
+def text_key(text: str) -> TextKey:
+    norm = normalize(text)
+    return TextKey(norm, hash64(norm))
 
 
 @dataclass(frozen=True)
@@ -96,22 +110,28 @@ def segments(normalized: str, settings: FingerprintSettings) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def fingerprint(text: str, settings: FingerprintSettings | None = None) -> Fingerprint:
+def fingerprint(
+    text: str, settings: FingerprintSettings | None = None, key: TextKey | None = None
+) -> Fingerprint:
     settings = settings or FingerprintSettings()
-    norm = normalize(text)
+    key = key or text_key(text)
+    norm = key.normalized
     return Fingerprint(
         normalized=norm,
         compact=compact(norm),
-        norm_hash=hash64(norm),
+        norm_hash=key.norm_hash,
         simhash=to_signed64(simhash64(features(norm, settings))),
         segments=segments(norm, settings),
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def shingles(compact_text: str, size: int) -> frozenset[str]:
+    """Character shingles; cached because a stored revision is verified again
+    every time a new text shares its segments."""
     if len(compact_text) <= size:
         return frozenset([compact_text]) if compact_text else frozenset()
-    return frozenset(compact_text[i : i + size] for i in range(len(compact_text) - size + 1))
+    return frozenset({compact_text[i : i + size] for i in range(len(compact_text) - size + 1)})
 
 
 def hamming(a: int, b: int) -> int:

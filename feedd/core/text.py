@@ -35,9 +35,12 @@ def was_cut(text: str) -> bool:
     return bool(_TRAILING_CUT.search(unicodedata.normalize("NFKC", text)))
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def compact(normalized: str) -> str:
     """Lower-cased letters, digits and CJK characters only."""
-    return "".join(ch for ch in normalized.lower() if ch.isalnum())
+    return _NOT_ALNUM.sub("", normalized.lower())
 
 
 def hash64(text: str) -> int:

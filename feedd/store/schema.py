@@ -88,7 +88,6 @@ articles = Table(
     Column("current_revision", Integer, nullable=False, default=1),
     Column("revision_count", Integer, nullable=False, default=1),
     Column("first_seen", UTCDateTime, nullable=False),
-    Column("last_seen", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),  # when the latest revision appeared
     Column("first_dump_id", Integer, ForeignKey("dumps.id"), nullable=False),
     Column("first_line", Integer, nullable=False),

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, text, union_all
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, text, union_all
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from feedd.core.decide import Candidate, ExactMatch
-from feedd.core.fingerprint import Fingerprint, bands, hamming
+from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming
 from feedd.core.text import compact, hex64, normalize
 from feedd.errors import DatabaseLocked, StorageError
 from feedd.model import Article, DumpInfo, Revision, Sighting, Totals, UpdateEntry, WorkerInfo
@@ -64,123 +64,174 @@ class DumpRecord:
     location: str | None = None
 
 
+# Statements built once: building a select() per call costs more than running
+# it on SQLite, and most dumps need only five statements.
+_DUMPS_BY_NAME = select(dumps.c.id, dumps.c.content_hash).where(dumps.c.name == bindparam("name"))
+_DUMP_BY_ID = select(dumps).where(dumps.c.id == bindparam("id"))
+_EXACT = (
+    select(
+        revisions.c.norm_hash,
+        revisions.c.id,
+        revisions.c.article_id,
+        revisions.c.number,
+        revisions.c.text,
+        articles.c.current_revision,
+    )
+    .join(articles, articles.c.id == revisions.c.article_id)
+    .where(revisions.c.norm_hash.in_(bindparam("hashes", expanding=True)))
+    .order_by(revisions.c.id)
+)
+_NEAR = select(revisions.c.id, revisions.c.simhash).where(
+    or_(
+        revisions.c.band0 == bindparam("b0"),
+        revisions.c.band1 == bindparam("b1"),
+        revisions.c.band2 == bindparam("b2"),
+        revisions.c.band3 == bindparam("b3"),
+    )
+)
+
+
+@functools.cache
+def _segment_query(n: int) -> Any:
+    """One round trip for all segment hashes, each capped at SEGMENT_FANOUT rows."""
+    parts = [
+        select(segments.c.revision_id, revisions.c.simhash)
+        .join(revisions, revisions.c.id == segments.c.revision_id)
+        .where(segments.c.hash == bindparam(f"h{i}"))
+        .limit(SEGMENT_FANOUT)
+        .subquery()
+        .select()
+        for i in range(n)
+    ]
+    return union_all(*parts)
+
+
+def _segment_params(fp: Fingerprint) -> dict[str, int]:
+    return {f"h{i}": h for i, h in enumerate(fp.segments)}
+
+
+_CANDIDATE_TEXTS = (
+    select(
+        revisions.c.id,
+        revisions.c.article_id,
+        revisions.c.number,
+        revisions.c.text,
+        revisions.c.simhash,
+        articles.c.current_revision,
+    )
+    .join(articles, articles.c.id == revisions.c.article_id)
+    .where(revisions.c.id.in_(bindparam("ids", expanding=True)))
+)
+
+
+_INSERT_DUMP = dumps.insert()
+_DUMP_DEFAULTS = {
+    "item_count": 0,
+    "new_count": 0,
+    "repeat_count": 0,
+    "update_count": 0,
+    "duration_ms": 0,
+}
+_INSERT_ARTICLE = articles.insert()
+_INSERT_REVISION = revisions.insert()
+_INSERT_SEGMENT = segments.insert()
+_INSERT_SIGHTING = sightings.insert()
+
+
 class IngestTx:
     """The writes of one dump, inside one transaction (all or nothing)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # norm_hash -> (article_id, revision_id, number, raw text) for this dump
-        self._exact: dict[int, tuple[int, int, int, str]] = {}
+        # norm_hash -> (article_id, revision_id, number, raw text), or None
+        # when the database has no such text (so a miss is asked only once).
+        self._exact: dict[int, tuple[int, int, int, str] | None] = {}
         self._current: dict[int, int] = {}  # article_id -> current revision number
 
     # dumps ------------------------------------------------------------------
     def find_dump(self, name: str, content_hash: str) -> DumpInfo | None:
-        row = self.conn.execute(
-            select(dumps).where(dumps.c.name == name, dumps.c.content_hash == content_hash)
-        ).first()
-        return _dump_info(row) if row else None
+        """The dump with this name and content, if any; remembers the name's versions."""
+        rows = self.conn.execute(_DUMPS_BY_NAME, {"name": name}).all()
+        self._versions = (name, len(rows))
+        for dump_id, digest in rows:
+            if digest == content_hash:
+                row = self.conn.execute(_DUMP_BY_ID, {"id": dump_id}).first()
+                return _dump_info(row) if row else None
+        return None
 
     def add_dump(self, record: DumpRecord) -> tuple[int, int]:
-        """Insert a dump row; returns (id, version)."""
-        version = 1 + (
-            self.conn.execute(
-                select(func.count()).select_from(dumps).where(dumps.c.name == record.name)
-            ).scalar_one()
-        )
-        values = dict(record.__dict__, version=version)
-        return _new_id(self.conn.execute(dumps.insert().values(**values))), version
+        """Insert a dump row; returns (id, version). Call find_dump first."""
+        name, earlier = getattr(self, "_versions", ("", 0))
+        if name != record.name:
+            earlier = len(self.conn.execute(_DUMPS_BY_NAME, {"name": record.name}).all())
+        version = earlier + 1
+        values = dict(_DUMP_DEFAULTS, **record.__dict__, version=version)
+        return _new_id(self.conn.execute(_INSERT_DUMP, values)), version
 
     def finish_dump(self, dump_id: int, **counts: int) -> None:
-        self.conn.execute(dumps.update().where(dumps.c.id == dump_id).values(**counts))
+        stmt = dumps.update().where(dumps.c.id == bindparam("dump_id"))
+        self.conn.execute(stmt, {"dump_id": dump_id, **counts})
 
     # matching ---------------------------------------------------------------
     def preload_exact(self, hashes: Sequence[int]) -> None:
         """One query for the whole dump: most lines are exact repeats."""
         wanted = sorted(set(hashes) - set(self._exact))
         for chunk in _chunks(wanted, 500):
-            rows = self.conn.execute(
-                select(
-                    revisions.c.norm_hash,
-                    revisions.c.id,
-                    revisions.c.article_id,
-                    revisions.c.number,
-                    revisions.c.text,
-                    articles.c.current_revision,
-                )
-                .join(articles, articles.c.id == revisions.c.article_id)
-                .where(revisions.c.norm_hash.in_(chunk))
-                .order_by(revisions.c.id)
-            )
-            for h, rid, aid, number, raw, current in rows:
-                self._exact.setdefault(h, (aid, rid, number, raw))
+            for h in chunk:
+                self._exact[h] = None
+            for h, rid, aid, number, raw, current in self.conn.execute(
+                _EXACT, {"hashes": list(chunk)}
+            ):
+                if self._exact.get(h) is None:
+                    self._exact[h] = (aid, rid, number, raw)
                 self._current.setdefault(aid, current)
 
-    def exact(self, fp: Fingerprint, raw: str) -> ExactMatch | None:
-        if fp.norm_hash not in self._exact:
-            self.preload_exact([fp.norm_hash])
-        hit = self._exact.get(fp.norm_hash)
+    def exact(self, key: TextKey, raw: str) -> ExactMatch | None:
+        if key.norm_hash not in self._exact:
+            self.preload_exact([key.norm_hash])
+        hit = self._exact.get(key.norm_hash)
         if hit is None:
             return None
         aid, rid, number, stored = hit
         # The hash only proposes; equal normalised text decides.
-        if stored != raw and normalize(stored) != fp.normalized:
+        if stored != raw and normalize(stored) != key.normalized:
             return None
         return ExactMatch(aid, rid, number, self._current.get(aid) == number)
 
-    def candidates(self, fp: Fingerprint, k: int) -> list[Candidate]:
-        """Revisions within k bits, or sharing a leading segment; texts loaded."""
+    def candidates(self, fp: Fingerprint, k: int, limit: int = 16) -> list[Candidate]:
+        """The best ``limit`` revisions within k bits or sharing a leading segment.
+
+        Ranking happens before any text is read, so a boilerplate segment
+        shared by thousands of articles costs SEGMENT_FANOUT rows, not thousands.
+        """
         b = bands(fp.simhash)
-        near = self.conn.execute(
-            select(revisions.c.id, revisions.c.simhash).where(
-                or_(
-                    revisions.c.band0 == b[0],
-                    revisions.c.band1 == b[1],
-                    revisions.c.band2 == b[2],
-                    revisions.c.band3 == b[3],
-                )
-            )
-        ).all()
-        by_revision: dict[int, int] = {rid: 0 for rid, sh in near if hamming(sh, fp.simhash) <= k}
+        found: dict[int, list[int]] = {}  # revision id -> [shared segments, distance]
+        for rid, sh in self.conn.execute(_NEAR, {"b0": b[0], "b1": b[1], "b2": b[2], "b3": b[3]}):
+            distance = hamming(sh, fp.simhash)
+            if distance <= k:
+                found[rid] = [0, distance]
         if fp.segments:
-            parts = [
-                select(segments.c.revision_id)
-                .where(segments.c.hash == h)
-                .limit(SEGMENT_FANOUT)
-                .subquery()
-                .select()
-                for h in fp.segments
-            ]
-            for (rid,) in self.conn.execute(union_all(*parts)):
-                by_revision[rid] = by_revision.get(rid, 0) + 1
-        if not by_revision:
+            for rid, sh in self.conn.execute(_segment_query(len(fp.segments)), _segment_params(fp)):
+                found.setdefault(rid, [0, hamming(sh, fp.simhash)])[0] += 1
+        if not found:
             return []
+        best = sorted(found, key=lambda rid: (-found[rid][0], found[rid][1], -rid))[:limit]
         out: list[Candidate] = []
-        for chunk in _chunks(sorted(by_revision), 500):
-            rows = self.conn.execute(
-                select(
-                    revisions.c.id,
-                    revisions.c.article_id,
-                    revisions.c.number,
-                    revisions.c.text,
-                    revisions.c.simhash,
-                    articles.c.current_revision,
+        for rid, aid, number, raw, sh, current in self.conn.execute(
+            _CANDIDATE_TEXTS, {"ids": best}
+        ):
+            current = self._current.get(aid, current)
+            out.append(
+                Candidate(
+                    article_id=aid,
+                    revision_id=rid,
+                    revision_number=number,
+                    is_current=current == number,
+                    compact=_compact_text(raw),
+                    simhash=sh,
+                    shared_segments=found[rid][0],
                 )
-                .join(articles, articles.c.id == revisions.c.article_id)
-                .where(revisions.c.id.in_(chunk))
             )
-            for rid, aid, number, raw, sh, current in rows:
-                current = self._current.get(aid, current)
-                out.append(
-                    Candidate(
-                        article_id=aid,
-                        revision_id=rid,
-                        revision_number=number,
-                        is_current=current == number,
-                        compact=compact(normalize(raw)),
-                        simhash=sh,
-                        shared_segments=by_revision[rid],
-                    )
-                )
         return out
 
     # writes -----------------------------------------------------------------
@@ -189,16 +240,16 @@ class IngestTx:
     ) -> tuple[int, int]:
         aid = _new_id(
             self.conn.execute(
-                articles.insert().values(
-                    uid=uid,
-                    current_revision=1,
-                    revision_count=1,
-                    first_seen=seen_at,
-                    last_seen=seen_at,
-                    updated_at=seen_at,
-                    first_dump_id=dump_id,
-                    first_line=line,
-                )
+                _INSERT_ARTICLE,
+                {
+                    "uid": uid,
+                    "current_revision": 1,
+                    "revision_count": 1,
+                    "first_seen": seen_at,
+                    "updated_at": seen_at,
+                    "first_dump_id": dump_id,
+                    "first_line": line,
+                },
             )
         )
         rid = self._insert_revision(aid, 1, fp, raw, seen_at, dump_id, line)
@@ -234,28 +285,30 @@ class IngestTx:
         b = bands(fp.simhash)
         rid = _new_id(
             self.conn.execute(
-                revisions.insert().values(
-                    article_id=article_id,
-                    number=number,
-                    text=raw,
-                    norm_hash=fp.norm_hash,
-                    simhash=fp.simhash,
-                    band0=b[0],
-                    band1=b[1],
-                    band2=b[2],
-                    band3=b[3],
-                    first_seen=seen_at,
-                    first_dump_id=dump_id,
-                    first_line=line,
-                )
+                _INSERT_REVISION,
+                {
+                    "article_id": article_id,
+                    "number": number,
+                    "text": raw,
+                    "norm_hash": fp.norm_hash,
+                    "simhash": fp.simhash,
+                    "band0": b[0],
+                    "band1": b[1],
+                    "band2": b[2],
+                    "band3": b[3],
+                    "first_seen": seen_at,
+                    "first_dump_id": dump_id,
+                    "first_line": line,
+                },
             )
         )
         if fp.segments:
             self.conn.execute(
-                segments.insert(),
+                _INSERT_SEGMENT,
                 [{"hash": h, "revision_id": rid, "article_id": article_id} for h in fp.segments],
             )
-        self._exact.setdefault(fp.norm_hash, (article_id, rid, number, raw))
+        if self._exact.get(fp.norm_hash) is None:
+            self._exact[fp.norm_hash] = (article_id, rid, number, raw)
         self._current[article_id] = number
         return rid
 
@@ -269,15 +322,7 @@ class IngestTx:
 
     def add_sightings(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            self.conn.execute(sightings.insert(), rows)
-
-    def touch(self, article_ids: set[int], seen_at: datetime) -> None:
-        for chunk in _chunks(sorted(article_ids), 500):
-            self.conn.execute(
-                articles.update()
-                .where(articles.c.id.in_(chunk), articles.c.last_seen < seen_at)
-                .values(last_seen=seen_at)
-            )
+            self.conn.execute(_INSERT_SIGHTING, rows)
 
 
 class SqlStore:
@@ -502,6 +547,12 @@ class SqlStore:
             return [WorkerInfo(**r._mapping) for r in rows]
 
 
+@functools.lru_cache(maxsize=4096)
+def _compact_text(raw: str) -> str:
+    # Revision texts never change, so their compact form can be reused.
+    return compact(normalize(raw))
+
+
 def _new_id(result: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None
@@ -528,8 +579,20 @@ def _feed_order(newest_first: bool) -> tuple[Any, ...]:
 def _article_select() -> Any:
     current = revisions.alias("current")
     first = revisions.alias("first")
+    # last_seen is derived, not stored: keeping a column current would cost
+    # an UPDATE per dump on the hottest path (most lines are repeats).
+    last_seen = (
+        select(func.max(sightings.c.seen_at))
+        .where(sightings.c.article_id == articles.c.id)
+        .scalar_subquery()
+    )
     return (
-        select(articles, current.c.text.label("text"), first.c.text.label("first_text"))
+        select(
+            articles,
+            last_seen.label("last_seen"),
+            current.c.text.label("text"),
+            first.c.text.label("first_text"),
+        )
         .join(
             current,
             and_(

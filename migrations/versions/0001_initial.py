@@ -49,7 +49,6 @@ def upgrade() -> None:
         sa.Column("current_revision", sa.Integer(), nullable=False),
         sa.Column("revision_count", sa.Integer(), nullable=False),
         sa.Column("first_seen", UTCDateTime(), nullable=False),
-        sa.Column("last_seen", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("first_dump_id", sa.Integer(), nullable=False),
         sa.Column("first_line", sa.Integer(), nullable=False),
