@@ -8,7 +8,7 @@ CI=true an unreachable server fails the run; locally the tests skip.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,38 @@ from feedd.config import load_config
 from tests.support import IN_CI, PG_URL, AppFactory
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session; yields its URL."""
-    admin_url = make_url(PG_URL)
-    name = f"feedd_test_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
+class PgServer:
+    """Creates databases on the test server and drops them all at the end."""
+
+    def __init__(self) -> None:
+        self.admin_url = make_url(PG_URL)
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self.prefix = f"feedd_test_{uuid.uuid4().hex[:8]}"
+        self.names: list[str] = []
+
+    def database(self, suffix: str) -> str:
+        """A fresh, empty database; the same suffix gives the same (reset) one."""
+        name = f"{self.prefix}_{suffix}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if name not in self.names:
+            self.names.append(name)
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def close(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        server = PgServer()
+        with server.admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "no server"
         if IN_CI:
             pytest.fail(f"CI=true but PostgreSQL at {PG_URL} is unreachable: {exc}")
@@ -37,30 +60,23 @@ def pg_database() -> Iterator[str]:
             f"PostgreSQL at {PG_URL} is unreachable ({type(exc).__name__}); "
             "start it or set FEEDD_TEST_PG_URL"
         )
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _reset_pg(url: str) -> None:
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    yield server
+    server.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The database URL for a test that must hold on both engines."""
+def db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Fresh databases on the parametrised engine: db_factory("a") -> URL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'feedd.db'}"
-    url: str = request.getfixturevalue("pg_database")
-    _reset_pg(url)
-    return url
+        return lambda name="feedd": f"sqlite:///{tmp_path / f'{name}.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return lambda name="feedd": server.database(name)
+
+
+@pytest.fixture
+def db_url(db_factory: Callable[[str], str]) -> str:
+    """The database URL for a test that must hold on both engines."""
+    return db_factory("feedd")
 
 
 @pytest.fixture

@@ -26,3 +26,44 @@ def seed_files() -> list[Path]:
 def dump_bytes(*items: str, final_newline: bool = True) -> bytes:
     body = "INCOMING TRANSMISSION\n\nLATEST UPDATES\n" + "\n".join(items)
     return (body + ("\n" if final_newline else "")).encode("utf-8")
+
+
+def seed_texts() -> list[str]:
+    from feedd.core.parse import parse_dump
+
+    texts = [i.text for f in seed_files() for i in parse_dump(f.read_bytes()).items]
+    return list(dict.fromkeys(texts))
+
+
+def generate_stream(dumps: int, seed: int = 7, listing: int = 12) -> list[tuple[str, bytes]]:
+    """A listing that scrolls: new articles on top, old ones drop off, some edited.
+
+    Articles are seed texts with a distinct marker sentence, so every one is a
+    different article; edits change one character, which feedd must call an
+    update, never a new article.
+    """
+    import random
+
+    rng = random.Random(seed)
+    base = seed_texts()
+    made = 0
+
+    def article() -> str:
+        nonlocal made
+        made += 1
+        text = base[made % len(base)]
+        return f"第{made}号:编号为{made}的文章。" + text[: 150 + rng.randrange(150)] + "..."
+
+    shown = [article() for _ in range(listing)]
+    out: list[tuple[str, bytes]] = []
+    for n in range(dumps):
+        if rng.random() < 0.5:
+            shown.insert(0, article())
+            shown.pop()
+        if rng.random() < 0.2:
+            k = rng.randrange(len(shown))
+            text = shown[k]
+            at = 20 + rng.randrange(len(text) - 30)
+            shown[k] = text[:at] + "改" + text[at + 1 :]
+        out.append((f"{n:03d}_{n:016x}.txt", dump_bytes(*shown)))
+    return out

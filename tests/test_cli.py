@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -15,11 +16,21 @@ import pytest
 from feedd.cli import cli
 from tests.support import SEEDS, dump_bytes, seed_files
 
+_DB: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _database(db_url: str) -> Iterator[None]:
+    # Every CLI test runs on SQLite and on PostgreSQL (see conftest.db_factory).
+    _DB["url"] = db_url
+    yield
+    _DB.clear()
+
 
 def feedd(tmp_path: Path, *args: str, check: bool = True, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     full_env = {
         **os.environ,
-        "FEEDD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "FEEDD_DATABASE_URL": _DB["url"],
         "FEEDD_FEED_OUTPUT_DIR": str(tmp_path / "public"),
         "FEEDD_INGEST_WATCH_DIR": str(tmp_path),
         **(env or {}),

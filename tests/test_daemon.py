@@ -31,7 +31,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str =
 
 
 class Daemon:
-    def __init__(self, root: Path, **settings: object) -> None:
+    def __init__(self, root: Path, url: str = "sqlite:///feedd.db", **settings: object) -> None:
         self.root = root
         self.dumps = root / "dumps"
         self.public = root / "public"
@@ -40,7 +40,7 @@ class Daemon:
         self.config = root / "config.toml"
         daemon = {"scan_interval": 1.0, "settle_seconds": 0.3, **settings}
         self.config.write_text(
-            "[database]\nurl = 'sqlite:///feedd.db'\n"
+            f"[database]\nurl = {json.dumps(url)}\n"
             "[ingest]\nwatch_dir = 'dumps'\nquarantine_dir = 'quarantine'\n"
             "[feed]\noutput_dir = 'public'\n"
             "[daemon]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in daemon.items())
@@ -97,7 +97,18 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         d.proc.wait()
 
 
-def test_daemon_ingests_seeds_one_by_one_and_stops_cleanly(daemon: Daemon) -> None:
+@pytest.fixture
+def any_daemon(tmp_path: Path, db_url: str) -> Iterator[Daemon]:
+    """A daemon on SQLite or on PostgreSQL (parametrised in conftest)."""
+    d = Daemon(tmp_path, url=db_url)
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.proc.kill()
+        d.proc.wait()
+
+
+def test_daemon_ingests_seeds_one_by_one_and_stops_cleanly(any_daemon: Daemon) -> None:
+    daemon = any_daemon
     daemon.start()
     wait_for(lambda: (daemon.public / "feed.atom").exists(), what="initial feeds")
     expected = 0
@@ -138,8 +149,9 @@ def test_daemon_ingests_seeds_one_by_one_and_stops_cleanly(daemon: Daemon) -> No
     assert (daemon.public / "feed.atom").stat().st_mtime_ns == mtime, "unchanged feeds stay put"
     status = daemon.status()
     assert status["daemon"]["alive"] is False
-    with sqlite3.connect(daemon.root / "feedd.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if (daemon.root / "feedd.db").exists():
+        with sqlite3.connect(daemon.root / "feedd.db") as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     log = daemon.log.read_text()
     assert "ingested 000_d0e46117916ee2ce.txt: 12 item lines, 12 new, 0 repeat, 0 update" in log
     assert "Traceback" not in log

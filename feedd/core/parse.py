@@ -64,7 +64,11 @@ def decode(data: bytes) -> tuple[str, str]:
     if data.startswith(codecs.BOM_UTF8):
         return _strict(data[3:], "utf-8"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _strict(data, "utf-16"), "utf-16"
+        text = _strict(data, "utf-16")
+        if "\x00" in text:
+            # No text dump holds NUL, and PostgreSQL text columns cannot store it.
+            raise InvalidDump("binary data: the text contains NUL characters")
+        return text, "utf-16"
     if b"\x00" in data:
         raise InvalidDump("binary data: the file contains NUL bytes")
     if data.startswith(b"\x89PNG") or data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04"):
