@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= config.toml
 
-.PHONY: install run test lint typecheck format bench bench-detection bench-smoke package-check clean
+.PHONY: install run test lint format docs bench bench-detection package-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: install ## ruff lint + format check, mypy (strict on the core)
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+docs: install ## regenerate the CLI reference in README.md
+	$(BIN)/python -m feedd._reference --write
 
 bench: install ## every benchmark, one table (see docs/performance.md)
 	$(BIN)/python bench/run_all.py
