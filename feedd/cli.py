@@ -450,7 +450,6 @@ def serve(listen: str | None) -> None:
         pending=lambda: len(app.pending()),
         title=app.config.feed.title,
     )
-    log.info("serving %s on http://%s/", app.output_dir, address)
     serve_http(
         wsgi,
         address,

@@ -35,7 +35,14 @@ from sqlalchemy.engine import make_url
 from feedd.app import App, build
 from feedd.config import Config, check_watch_dir
 from feedd.dumpfiles import DumpFile, is_candidate_name, move_aside, order_key, stat_dump
-from feedd.errors import AlreadyRunning, DumpVanished, FeeddError, InvalidDump, StorageError
+from feedd.errors import (
+    AlreadyRunning,
+    ConfigError,
+    DumpVanished,
+    FeeddError,
+    InvalidDump,
+    StorageError,
+)
 from feedd.ingest import IngestResult
 from feedd.model import WorkerInfo
 
@@ -78,6 +85,10 @@ class Daemon:
         self._scanning = threading.Lock()
         self._failures = 0
         self._retry_at = 0.0
+        # The feeds may lag the database: a crash between an ingest and its
+        # publish, or a failed write (disk full). The first scan after a start
+        # and every scan after a failure publish; an unchanged file is not touched.
+        self._publish_needed = True
         self._lock_file: TextIO | None = None
         self._observer: Any = None
         self._server: Any = None
@@ -165,11 +176,22 @@ class Daemon:
 
     def _acquire_single_instance(self) -> None:
         url = make_url(self.config.database_url)
-        if url.get_backend_name() != "sqlite" or not url.database:
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
             return  # PostgreSQL: several workers coordinate through the database
         lock_path = Path(f"{url.database}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("a+")
+        if not lock_path.parent.is_dir():
+            # Like every other command: a database folder that is missing is a
+            # mistake in database.url, not something to create silently.
+            raise ConfigError(
+                f"config: database.url: folder {lock_path.parent} does not exist; "
+                "create it or fix the path"
+            )
+        try:
+            handle = lock_path.open("a+")
+        except OSError as exc:
+            raise ConfigError(
+                f"config: database.url: cannot create {lock_path}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -234,9 +256,9 @@ class Daemon:
         listen = self.config.server.listen
         if not listen or self.app is None:
             return
-        from feedd.server import make_app, start_background
+        from feedd.server import make_app, split_listen, start_background
 
-        host, _, port = listen.rpartition(":")
+        host, port = split_listen(listen)
         app = self.app
         wsgi = make_app(
             app.store,
@@ -248,7 +270,7 @@ class Daemon:
         self._server = start_background(
             wsgi,
             host,
-            int(port),
+            port,
             threads=self.config.server.threads,
             channel_timeout=self.config.server.channel_timeout,
         )
@@ -304,11 +326,10 @@ class Daemon:
             return
         assert self.app is not None
         try:
-            changed = self._ingest_ready()
-            if changed:
+            self._ingest_ready()
+            if self._publish_needed or not (self.app.output_dir / "feed.atom").exists():
                 self.app.publish()
-            elif not (self.app.output_dir / "feed.atom").exists():
-                self.app.publish()
+                self._publish_needed = False
             self._failures = 0
         except StorageError as exc:
             self._failures += 1
@@ -320,6 +341,8 @@ class Daemon:
             log.error(
                 "database unavailable (%s); files stay pending, retrying in %.0f s", exc, delay
             )
+        except FeeddError as exc:  # FeedWriteError: the previous feed files stay in place
+            log.error("%s; retrying at the next tick", exc)
         except OSError as exc:
             log.error("scan failed: %s; retrying at the next tick", exc)
         finally:
@@ -362,20 +385,19 @@ class Daemon:
             del self._seen[gone]
         return sorted(ready, key=order_key), next_settle
 
-    def _ingest_ready(self) -> bool:
+    def _ingest_ready(self) -> None:
         assert self.app is not None
         ready, next_settle = self._ready_files()
         if next_settle is not None:
             self.wake(self.now() + timedelta(seconds=next_settle))
-        changed = False
         for dump in ready:
             if self._stop.is_set():
                 break
             result = self._ingest_one(dump)
-            if result is None:
-                continue
-            changed = changed or result.changed
-        return changed
+            # Flag at once: a later dump of this scan may fail (database gone),
+            # and the changes committed so far must still reach the feeds.
+            if result is not None and result.changed:
+                self._publish_needed = True
 
     def _ingest_one(self, dump: DumpFile) -> IngestResult | None:
         assert self.app is not None
@@ -409,6 +431,13 @@ class Daemon:
                     self.app.store.set_dump_location(dump.name, result.content_hash, str(target))
         except FileNotFoundError:
             pass  # another worker moved it first; the database already has it
+        except OSError as exc:
+            # Quarantine or archive unusable (read-only, full, a FIFO that cannot
+            # be copied to another filesystem): the database has the outcome, so
+            # leave the file where it is and go on with the other dumps.
+            log.error(
+                "could not move %s out of the watch folder: %s; it stays there", dump.name, exc
+            )
         if seen is not None:
             seen.done = True
         return result

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatch
@@ -85,16 +86,23 @@ def list_dumps(paths: list[Path], pattern: str = "*.txt") -> list[Path]:
 def read_dump(path: Path, *, max_bytes: int, max_line_bytes: int) -> tuple[bytes, str]:
     """(content, sha256 hex), reading in chunks so no limit is passed in memory."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InvalidDump(
-                f"file is {size} bytes, over ingest.max_dump_bytes ({max_bytes}); not read"
-            )
-        digest = hashlib.sha256()
-        parts: list[bytes] = []
-        total = 0
-        line_length = 0
-        with path.open("rb") as handle:
+        # O_NONBLOCK: a FIFO swapped in after the listing must not hang the
+        # reader (open blocks until a writer appears); fstat on the open file
+        # then judges what was really opened, not what was listed.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidDump("not a regular file (a directory or a device)")
+            if st.st_size > max_bytes:
+                raise InvalidDump(
+                    f"file is {st.st_size} bytes, over ingest.max_dump_bytes ({max_bytes}); "
+                    "not read"
+                )
+            digest = hashlib.sha256()
+            parts: list[bytes] = []
+            total = 0
+            line_length = 0
             while chunk := handle.read(CHUNK):
                 total += len(chunk)
                 if total > max_bytes:

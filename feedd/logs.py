@@ -44,3 +44,6 @@ def setup_logging(level: str = "info", fmt: str = "text", verbosity: int = 0) ->
     # Third-party chatter (APScheduler's per-run lines, waitress) only when asked.
     for noisy in ("apscheduler", "waitress", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # waitress warns "Task queue depth is N" whenever a request waits for a
+    # thread: under load that floods the log without saying anything useful.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

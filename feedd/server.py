@@ -41,7 +41,7 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 from waitress.trigger import trigger as Trigger
 
-from feedd.core.diff import Op, char_diff
+from feedd.core.diff import char_diff
 from feedd.errors import StorageError
 from feedd.model import Article, Revision, Sighting
 from feedd.store.sql import SqlStore
@@ -68,7 +68,6 @@ _ARTICLE_PATH = re.compile(r"/articles/([0-9]{1,18}|[0-9A-Fa-f-]{4,36})")
 # Character diffs are quadratic in the worst case (8 s for 10,000 characters of
 # a two-letter alphabet). The common prefix and suffix are cut first, which is
 # linear; only a changed middle up to this size is diffed character by character.
-DIFF_MAX_CHARS = 2000
 # An article that repeats in every dump collects a sighting per scan; the page
 # shows the latest ones and says how many it left out.
 SIGHTINGS_SHOWN = 500
@@ -164,33 +163,11 @@ def not_modified(
     return since >= last_modified
 
 
-def bounded_diff(old: str, new: str, limit: int = DIFF_MAX_CHARS) -> list[tuple[Op, str]]:
-    """A character diff whose cost stays bounded however long the texts are."""
-    prefix = len(os.path.commonprefix([old, new]))
-    old_rest, new_rest = old[prefix:], new[prefix:]
-    suffix = len(os.path.commonprefix([old_rest[::-1], new_rest[::-1]]))
-    old_mid = old_rest[: len(old_rest) - suffix]
-    new_mid = new_rest[: len(new_rest) - suffix]
-    if max(len(old_mid), len(new_mid)) <= limit:
-        middle = char_diff(old_mid, new_mid)
-    else:
-        middle = [("delete", old_mid), ("insert", new_mid)]
-    ops: list[tuple[Op, str]] = []
-    for op, text in [("equal", old[:prefix]), *middle, ("equal", old_rest[len(old_mid) :])]:
-        if not text:
-            continue
-        if ops and ops[-1][0] == op:
-            ops[-1] = (op, ops[-1][1] + text)
-        else:
-            ops.append((op, text))
-    return ops
-
-
 def render_diff(old: str, new: str) -> str:
     """HTML: unchanged text as is, deleted text in <del>, inserted in <ins>; all escaped."""
     tags = {"delete": "del", "insert": "ins"}
     parts = []
-    for op, text in bounded_diff(old, new):
+    for op, text in char_diff(old, new):
         escaped = html.escape(text)
         parts.append(escaped if op == "equal" else f"<{tags[op]}>{escaped}</{tags[op]}>")
     return "".join(parts)

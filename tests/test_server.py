@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 
 from feedd.app import App, build
 from feedd.config import load_config
+from feedd.core.diff import char_diff
 from feedd.errors import StorageError
 from feedd.model import Article
 from feedd.server import (
     HTML_CSP,
     BackgroundServer,
-    bounded_diff,
     etag_matches,
     not_modified,
     render_diff,
@@ -580,17 +580,17 @@ def _sides(ops: Sequence[tuple[str, str]]) -> tuple[str, str]:
 
 
 @given(st.text(max_size=60), st.text(max_size=60), st.integers(min_value=0, max_value=20))
-def test_bounded_diff_rebuilds_both_texts(old: str, new: str, limit: int) -> None:
-    ops = bounded_diff(old, new, limit)
+def test_char_diff_rebuilds_both_texts(old: str, new: str, limit: int) -> None:
+    ops = char_diff(old, new, limit)
     assert _sides(ops) == (old, new)
     assert all(text for _, text in ops)
     assert all(a[0] != b[0] for a, b in zip(ops, ops[1:], strict=False))
 
 
-def test_bounded_diff_of_long_texts_keeps_the_common_parts() -> None:
+def test_char_diff_of_long_texts_keeps_the_common_parts() -> None:
     old = "ab" * 50_000
     new = "ab" * 25_000 + "X" * 5000 + "ab" * 25_000
-    ops = bounded_diff(old, new)
+    ops = char_diff(old, new)
     assert _sides(ops) == (old, new)
     assert ops == [("equal", "ab" * 25_000), ("insert", "X" * 5000), ("equal", "ab" * 25_000)]
 

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import os
 from difflib import SequenceMatcher
 from typing import Literal
 
 Op = Literal["equal", "insert", "delete"]
 
+DIFF_MAX_CHARS = 2000
 
-def char_diff(old: str, new: str) -> list[tuple[Op, str]]:
-    """Runs of equal, deleted and inserted text turning ``old`` into ``new``."""
+
+def char_diff(old: str, new: str, limit: int = DIFF_MAX_CHARS) -> list[tuple[Op, str]]:
+    """Runs of equal, deleted and inserted text turning ``old`` into ``new``.
+
+    The cost stays bounded however long the texts are: the common start and
+    end are cut off first, and a changed middle longer than ``limit`` is shown
+    as one deletion and one insertion (SequenceMatcher is quadratic).
+    """
+    prefix = len(os.path.commonprefix([old, new]))
+    old_rest, new_rest = old[prefix:], new[prefix:]
+    suffix = len(os.path.commonprefix([old_rest[::-1], new_rest[::-1]]))
+    old_mid = old_rest[: len(old_rest) - suffix]
+    new_mid = new_rest[: len(new_rest) - suffix]
+    middle: list[tuple[Op, str]]
+    if max(len(old_mid), len(new_mid)) <= limit:
+        middle = _matched(old_mid, new_mid)
+    else:
+        middle = [("delete", old_mid), ("insert", new_mid)]
+    ops: list[tuple[Op, str]] = []
+    for op, text in [("equal", old[:prefix]), *middle, ("equal", old_rest[len(old_mid) :])]:
+        if not text:
+            continue
+        if ops and ops[-1][0] == op:
+            ops[-1] = (op, ops[-1][1] + text)
+        else:
+            ops.append((op, text))
+    return ops
+
+
+def _matched(old: str, new: str) -> list[tuple[Op, str]]:
     # autojunk would treat frequent characters (的, 是, spaces) as junk on long
     # texts and produce absurd diffs.
     matcher = SequenceMatcher(None, old, new, autojunk=False)

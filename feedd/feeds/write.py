@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,9 @@ log = logging.getLogger("feedd.feeds")
 FEED_FILES: tuple[tuple[FeedKind, str], ...] = (("rss", "feed.rss"), ("atom", "feed.atom"))
 UPDATES_FILES: tuple[tuple[FeedKind, str], ...] = (("rss", "updates.rss"), ("atom", "updates.atom"))
 _DEFAULT_MODE = 0o644  # mkstemp creates 0600; the web server must read the file
+# A temporary file this old is left over from a writer that was killed mid-write
+# (kill -9, power cut). Younger ones may belong to another worker writing now.
+STALE_TEMP_SECONDS = 600.0
 
 
 class FeedWriteError(FeeddError):
@@ -58,7 +62,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     mode = _mode_of(path)
     tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -134,6 +138,7 @@ def publish(
     plan = [(kind, name, False) for kind, name in FEED_FILES]
     if feed_config.include_updates:
         plan += [(kind, name, True) for kind, name in UPDATES_FILES]
+    _remove_stale_temps(output_dir, [name for _, name, _ in plan])
     for kind, name, updates in plan:
         data = render_feed(store, feed_config, kind, updates=updates, base_url=base)
         changed[name] = write_if_changed(output_dir / name, data)
@@ -144,6 +149,22 @@ def publish(
             extra={"event": "feeds_written", "changed": changed},
         )
     return changed
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_temps(output_dir: Path, names: Sequence[str]) -> None:
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for name in names:
+        for tmp in output_dir.glob(f"{_temp_prefix(output_dir / name)}*.tmp"):
+            try:
+                if tmp.lstat().st_mtime < cutoff:
+                    tmp.unlink()
+                    log.info("removed %s, left over by an interrupted feed write", tmp)
+            except OSError:
+                pass  # gone already, or not ours to remove: never fail a publish for it
 
 
 def _same_content(path: Path, data: bytes) -> bool:

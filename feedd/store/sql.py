@@ -7,6 +7,7 @@ database failures; anything else is a bug and propagates as is.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from feedd.store.engine import WRITE
 from feedd.store.schema import articles, dumps, revisions, segments, sightings, workers
 
 P = ParamSpec("P")
+_UID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
 T = TypeVar("T")
 
 _ADVISORY_INGEST = 0x66656564_01  # serialises match-or-create across PG workers
@@ -390,6 +392,10 @@ class SqlStore:
                     yield conn
         except OperationalError as exc:
             raise StorageError(f"database error: {exc.orig}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageError(f"lost the database connection: {exc.orig}") from exc
+            raise
 
     # reads ------------------------------------------------------------------
     @contextmanager
@@ -466,16 +472,18 @@ class SqlStore:
             return [_article(r) for r in conn.execute(q)]
 
     def article(self, ref: str | int, *, full: bool = True) -> Article | None:
-        """By numeric id, uid, or a unique uid prefix (at least 4 characters)."""
+        """By uid, a unique uid prefix (at least 4 hex digits), or numeric id."""
         with self._read() as conn:
-            q = _article_select()
-            if isinstance(ref, int) or str(ref).isdigit():
-                q = q.where(articles.c.id == int(ref))
-            elif len(str(ref)) >= 4:
-                q = q.where(articles.c.uid.startswith(str(ref), autoescape=True)).limit(2)
-            else:
-                return None
-            rows = conn.execute(q).all()
+            rows: list[Any] = []
+            key = str(ref).strip().lower()
+            if len(key) >= 4 and _UID_PREFIX.fullmatch(key):
+                rows = conn.execute(
+                    _article_select()
+                    .where(articles.c.uid.startswith(key, autoescape=True))
+                    .limit(2)
+                ).all()
+            if not rows and key.isascii() and key.isdigit() and len(key) <= 18:
+                rows = conn.execute(_article_select().where(articles.c.id == int(key))).all()
             if len(rows) != 1:
                 return None
             art = _article(rows[0])
