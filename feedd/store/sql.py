@@ -474,7 +474,7 @@ class SqlStore:
     def article(self, ref: str | int, *, full: bool = True) -> Article | None:
         """By uid, a unique uid prefix (at least 4 hex digits), or numeric id."""
         with self._read() as conn:
-            rows: list[Any] = []
+            rows: Sequence[Any] = []
             key = str(ref).strip().lower()
             if len(key) >= 4 and _UID_PREFIX.fullmatch(key):
                 rows = conn.execute(
