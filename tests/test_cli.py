@@ -169,3 +169,23 @@ def test_run_with_missing_watch_dir_exits_2(tmp_path: Path) -> None:
     proc = feedd(tmp_path, "run", "--watch-dir", str(tmp_path / "missing"), check=False)
     assert proc.returncode == 2
     assert "ingest.watch_dir" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_json_logs_feed_and_db_commands(tmp_path: Path) -> None:
+    proc = feedd(tmp_path, "--log-format", "json", "backfill", str(SEEDS))
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    ingested = [e for e in events if e.get("event") == "ingested"]
+    assert [e["dump"] for e in ingested] == [f.name for f in seed_files()]
+    assert all({"items", "new", "repeat", "update", "ms"} <= set(e) for e in ingested)
+    quiet = feedd(tmp_path, "-q", "backfill", str(SEEDS))
+    assert "ingested" not in quiet.stderr
+
+    out = tmp_path / "one.rss"
+    feedd(tmp_path, "feed", "--format", "rss", "-o", str(out))
+    assert out.read_bytes().count(b"<item>") == 47
+    atom = feedd(tmp_path, "feed", "--format", "atom").stdout
+    assert atom.count("<entry>") == 47
+    assert feedd(tmp_path, "feed", "--format", "rss").stdout == out.read_text(encoding="utf-8")
+
+    assert "schema at 0001" in feedd(tmp_path, "db", "upgrade").stdout
+    assert feedd(tmp_path, "db", "current").stdout.startswith("0001 (head 0001)")
