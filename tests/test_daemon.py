@@ -217,3 +217,28 @@ def test_sighup_reloads_and_a_bad_config_keeps_the_old(daemon: Daemon) -> None:
     daemon.drop(seed_files()[1].name, seed_files()[1].read_bytes())
     wait_for(lambda: b"Reloaded" in (daemon.public / "feed.atom").read_bytes(), what="new title")
     assert daemon.stop() == 0
+
+
+def test_archive_dir_receives_ingested_dumps(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path)
+    daemon.config.write_text(
+        daemon.config.read_text().replace("[ingest]\n", "[ingest]\narchive_dir = 'archive'\n")
+    )
+    daemon.start()
+    try:
+        wait_for(lambda: (daemon.public / "feed.atom").exists(), what="daemon up")
+        first = seed_files()[0]
+        daemon.drop(first.name, first.read_bytes())
+        wait_for(lambda: (tmp_path / "archive" / first.name).exists(), what="archived dump")
+        assert not (daemon.dumps / first.name).exists()
+        wait_for(lambda: daemon.entries() == 12, what="the feed")
+        # The same dump delivered again is a no-op, and it is archived too.
+        daemon.drop(first.name, first.read_bytes())
+        wait_for(lambda: not (daemon.dumps / first.name).exists(), what="second copy archived")
+        assert daemon.status()["totals"]["dumps"] == 1
+        assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == [
+            first.name,
+            first.name.replace(".txt", ".1.txt"),
+        ]
+    finally:
+        assert daemon.stop() == 0
