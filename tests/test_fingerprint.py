@@ -80,3 +80,14 @@ def test_stable_under_whitespace_changes(text: str, space: str) -> None:
     )
     assert fingerprint(" " + text + "  ").simhash == fingerprint(text).simhash
     assert fingerprint(text.replace(" ", space)).simhash == fingerprint(text).simhash
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab. …\t\u3000\x1c\n.。ＡＢ")), max_size=30))
+def test_normalize_matches_its_regex_definition(text: str) -> None:
+    import re
+    import unicodedata
+
+    reference = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+    reference = re.sub(r"(?:\s*\.{2,})+\s*$", "", reference)
+    assert normalize(text) == reference

@@ -25,9 +25,14 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 def normalize(text: str) -> str:
     """NFKC, one space for any whitespace run, trailing '...'/'…' removed."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _WHITESPACE.sub(" ", text).strip()
-    return _TRAILING_CUT.sub("", text)
+    # str.split() and rstrip() do what the regexes _WHITESPACE and
+    # _TRAILING_CUT say, several times faster; this runs on every line.
+    text = " ".join(unicodedata.normalize("NFKC", text).split())
+    while True:
+        cut = text.rstrip(".")
+        if len(text) - len(cut) < 2:
+            return text
+        text = cut.rstrip()
 
 
 def was_cut(text: str) -> bool:
