@@ -125,9 +125,10 @@ def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bo
             for result in app.ingester.iter_paths(files):
                 results.append(result)
                 bar.update(1)
-    changed = any(r.changed for r in results)
     feeds: dict[str, bool] = {}
-    if changed and not dry_run and not no_feeds:
+    if not dry_run and not no_feeds:
+        # Always: a killed earlier run may have left the feeds behind the
+        # database, and publish rewrites only files whose bytes change.
         feeds = app.publish()
     summary: dict[str, Any] = {
         "dry_run": dry_run,

@@ -119,7 +119,8 @@ _POSITIVE = {
     "match.shingle_size",
     "fingerprint.feature_ngram",
     "fingerprint.max_segments",
-    "fingerprint.segment_min_chars",
+    "fingerprint.segment_chars",
+    "fingerprint.segment_window",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -29,8 +30,10 @@ from types import FrameType
 from typing import Any, TextIO
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from feedd.app import App, build
 from feedd.config import Config, check_watch_dir
@@ -80,6 +83,7 @@ class Daemon:
         )
         self._seen: dict[str, _Seen] = {}
         self._stop = threading.Event()
+        self._signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._reload_requested = threading.Event()
         self._scanning = threading.Lock()
@@ -129,15 +133,24 @@ class Daemon:
         return 0
 
     def stop(self) -> None:
-        """Finish the current dump, then stop (safe from a signal handler)."""
+        """Finish the current dump, then stop.
+
+        Not for a signal handler: it would run inside whatever the main thread
+        was doing, possibly APScheduler holding the lock that shutdown takes.
+        Signals reach it through ``_handle_signals``.
+        """
         self._stop.set()
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            try:
+                self.scheduler.shutdown(wait=False)
+            except SchedulerNotRunningError:
+                pass  # another thread stopped it first
 
     def _shutdown(self) -> None:
         # Wait for a scan in progress: it stops between dumps once _stop is set.
         with self._scanning:
             pass
+        self._signals.put(None)
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -161,21 +174,33 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return
 
-        def on_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s: stopping after the current dump", signal.Signals(signum).name)
-            self.stop()
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            # The handler runs in the main thread between two bytecodes, maybe
+            # inside ThreadPoolExecutor.submit while it holds the lock that
+            # shutdown() needs: calling stop() here deadlocked (seen under
+            # load). SimpleQueue.put is reentrant; a thread does the work.
+            self._signals.put(signum)
 
-        def on_hup(_signum: int, _frame: FrameType | None) -> None:
-            log.info("received SIGHUP: reloading the config at the next scan")
-            self._reload_requested.set()
-            self.wake()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, forward)
+        threading.Thread(target=self._handle_signals, name="feedd-signals", daemon=True).start()
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+    def _handle_signals(self) -> None:
+        while (signum := self._signals.get()) is not None:
+            if signum == signal.SIGHUP:
+                log.info("received SIGHUP: reloading the config at the next scan")
+                self._reload_requested.set()
+                self.wake()
+            else:
+                name = signal.Signals(signum).name
+                log.info("received %s: stopping after the current dump", name)
+                self.stop()
 
     def _acquire_single_instance(self) -> None:
-        url = make_url(self.config.database_url)
+        try:
+            url = make_url(self.config.database_url)
+        except ArgumentError as exc:
+            raise ConfigError(f"config: database.url is not a database URL: {exc}") from None
         if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
             return  # PostgreSQL: several workers coordinate through the database
         lock_path = Path(f"{url.database}.lock")
@@ -281,7 +306,7 @@ class Daemon:
         try:
             self._beat("running")
         except FeeddError as exc:
-            log.warning("heartbeat not recorded: %s", exc)
+            log.warning("heartbeat not recorded: %s", _one_line(exc))
 
     def _beat(self, status: str) -> None:
         assert self.app is not None
@@ -307,7 +332,10 @@ class Daemon:
         )
 
     def scan(self) -> None:
-        if self._stop.is_set() or not self._scanning.acquire(blocking=False):
+        if self._stop.is_set():
+            self.stop()  # asked before the scheduler ran, so stop() could not end it
+            return
+        if not self._scanning.acquire(blocking=False):
             return
         try:
             while True:
@@ -339,7 +367,9 @@ class Daemon:
             )
             self._retry_at = time.monotonic() + delay
             log.error(
-                "database unavailable (%s); files stay pending, retrying in %.0f s", exc, delay
+                "database unavailable (%s); files stay pending, retrying in %.0f s",
+                _one_line(exc),
+                delay,
             )
         except FeeddError as exc:  # FeedWriteError: the previous feed files stay in place
             log.error("%s; retrying at the next tick", exc)
@@ -460,3 +490,9 @@ class Daemon:
         if job is not None:
             job.reschedule("interval", seconds=new.daemon.scan_interval)
         log.info("config reloaded")
+
+
+def _one_line(exc: BaseException) -> str:
+    # Driver messages span lines ("...\n\tIs the server running..."); a log
+    # line must stay one line for grep and for journald.
+    return " ".join(str(exc).split())

@@ -94,8 +94,9 @@ class Ingester:
         for dump in sorted(stats, key=order_key):
             try:
                 yield self.ingest_file(dump)
-            except DumpVanished as exc:
-                yield self.reject(dump.path, exc.reason, dump.size)
+            except DumpVanished:
+                # Gone between listing and reading: nothing to record or set aside.
+                log.info("%s vanished before it was read; skipped", dump.name)
 
     def ingest_file(self, dump: DumpFile) -> IngestResult:
         observed = dump.mtime_utc if self.config.ingest.observed_time == "mtime" else self.now()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from feedd.app import App, build
 from feedd.config import load_config
@@ -26,7 +27,7 @@ class PgServer:
 
     def __init__(self) -> None:
         self.admin_url = make_url(PG_URL)
-        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         self.prefix = f"feedd_test_{uuid.uuid4().hex[:8]}"
         self.names: list[str] = []
 

@@ -24,8 +24,9 @@ dumps ("stacked"); a site-wide preamble change touches every article of its
 family at once; most sightings are repeats.
 
 Hard negatives (see ``articles.jsonl`` groups): same opening heading (简介, 背景,
-概述); the same opening sentence with different bodies; the same ~100-character
-preamble, on short posts where it is most of the text; the same topic. The
+概述); the same opening sentence with different bodies; the same 75- or
+105-character preamble, on short posts where it is about half of what is shown;
+the same topic. The
 benchmark's promise, checked on every text of every revision: two different
 articles never have ``overlap`` >= MAX_PAIR_OVERLAP (the shorter text's
 character 4-grams found in the same-length opening of the other). Group
@@ -311,6 +312,7 @@ class Article:
     edits: int = 0
     pending: list[str] = field(default_factory=list)  # edits not yet shown
     away: bool = False  # some pending edit happened while off the listing
+    last_shown: int = -1  # index of the last dump that showed it
 
     def near_miss_with(self, other: Article) -> bool:
         return any(g in other.groups for g in self.groups if g.startswith(NEAR_MISS_GROUPS))
@@ -983,7 +985,8 @@ class Stream:
         settings = self.settings
         touched: list[Article] = []
         for _ in range(count):
-            stacked = "stacked" in self.unused or self.rng.random() < settings.stack_probability
+            forced = settings.stack_probability > 0 and "stacked" in self.unused
+            stacked = forced or self.rng.random() < settings.stack_probability
             for first in self._order():
                 # Only shown articles change: an edit before the first sighting is invisible.
                 candidates = [
@@ -1043,9 +1046,13 @@ class Stream:
                 member.state = state  # not shown yet: its first sighting shows the new preamble
         return True
 
-    def away_edit(self, listing_size: int) -> None:
+    def away_edit(self, listing_size: int, dump: int) -> None:
         """An article off the listing is edited, 1-3 times, and so comes back on top."""
-        gone = [a for a in self.feed[listing_size : listing_size + 80] if a.history]
+        gone = [
+            a
+            for a in self.feed[listing_size : listing_size + 80]
+            if a.history and a.last_shown < dump - 1  # not in the last dump either
+        ]
         self.rng.shuffle(gone)
         for article in gone:
             if article.edits >= self.settings.max_edits:
@@ -1107,6 +1114,9 @@ def generate(
         if d > 0 and rng.random() < settings.resave_probability:
             previous = dumps[-1]
             dumps.append(Dump(name, previous.lines, previous.final_newline, resaved=True))
+            for line in previous.lines:
+                if line.article is not None:
+                    line.article.last_shown = d
             continue
         size = rng.choice(settings.listing_sizes)
         if d == 0:
@@ -1121,7 +1131,7 @@ def generate(
             if rng.random() < settings.away_probability or (
                 settings.away_probability and d == settings.dumps // 3 and not _any_away(dumps)
             ):
-                stream.away_edit(size)
+                stream.away_edit(size, d)
             weights = [w for _, w in settings.edits_per_dump]
             edits = rng.choices([n for n, _ in settings.edits_per_dump], weights=weights)[0]
             stream.edit(stream.feed[:size], edits)
@@ -1143,6 +1153,7 @@ def generate(
                 article.history.append(article.state)
             article.pending = []
             article.away = False
+            article.last_shown = d
         dumps.append(Dump(name, lines, rng.random() < 0.5))
     # Ids follow first appearance, top to bottom, so a1 is the first line of
     # the first dump: easier to read next to a system's export.

@@ -114,6 +114,8 @@ def score(export_rows: list[dict[str, Any]], labels: list[dict[str, Any]]) -> di
         "revert_lines": reverts,
         "revert_recall": _ratio(revert_hits, reverts),
         "confusion": confusion,
+        "true_kinds": {k: true_kinds[k] for k in KINDS},
+        "predicted_kinds": {k: predicted_kinds[k] for k in KINDS},
         "by_edit": dict(sorted(by_edit.items())),
     }
 

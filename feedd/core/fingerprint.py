@@ -1,4 +1,4 @@
-"""Fingerprints of an item's text: simhash, segment hashes, verification shingles.
+"""Fingerprints of an item's text: simhash, winnowed segment hashes, shingles.
 
 The simhash is the one of the `simhash` package (md5 features, 64 bits,
 bit set when more than half the feature weight has it), computed here with a
@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,9 +24,6 @@ from feedd.core.text import compact, hash64, normalize, to_signed64
 # Latin words stay whole (a word is the unit of meaning there); every other
 # letter, i.e. CJK, is a token of its own, since Chinese has no spaces.
 _TOKEN = re.compile(r"[0-9a-z\u00c0-\u024f]+|[^\W_]", re.UNICODE)
-# Where a segment may end. Sentence and clause punctuation, because a listing
-# edit usually touches one sentence and leaves the others byte-identical.
-_SEGMENT_END = re.compile(r"(?<=[。！？!?；;，,:：])|(?<=\.\s)")
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,9 @@ class FingerprintSettings:
 
     feature_ngram: int = 2  # token n-gram size for simhash features
     max_feature_weight: int = 0  # 0 = no cap; weights are counts otherwise
-    segment_min_chars: int = 24  # a segment is at least this many compact chars
-    max_segments: int = 8  # only the first segments: a listing cuts the end
+    segment_chars: int = 10  # k: each segment hash covers this many compact chars
+    segment_window: int = 10  # w: winnowing keeps one hash per w consecutive k-grams
+    max_segments: int = 24  # only the leading ones: a listing cuts the end
 
 
 @dataclass(frozen=True)
@@ -97,17 +96,38 @@ def simhash64(weighted: Mapping[str, int] | Iterable[tuple[str, int]]) -> int:
 
 
 def segments(normalized: str, settings: FingerprintSettings) -> tuple[int, ...]:
-    """Hashes of the first segments: clause runs of at least segment_min_chars."""
-    out: list[int] = []
-    buffer = ""
-    for piece in _SEGMENT_END.split(normalized):
-        buffer += compact(piece)
-        if len(buffer) >= settings.segment_min_chars:
-            out.append(hash64(buffer))
-            buffer = ""
+    """Winnowed k-gram hashes of the text's start (Schleimer et al. 2003).
+
+    Hash every k-character window of the compact text and keep the smallest
+    hash of each run of w consecutive windows. Any unchanged stretch of
+    k + w - 1 characters then keeps at least one hash in common with the old
+    text wherever an edit happened, which clause- or position-based chunks do
+    not guarantee (one changed length moves every later boundary). Texts too
+    short for a k-gram get the hash of the whole compact text.
+    """
+    text = compact(normalized)
+    k, w = settings.segment_chars, settings.segment_window
+    if len(text) < k + w - 1:
+        return (hash64(text),) if text else ()
+    # crc32 is stable across processes and fast; a collision only proposes
+    # one more candidate, which verification then rejects.
+    grams = [
+        zlib.crc32(text[i : i + k].encode("utf-8", "surrogatepass"))
+        for i in range(len(text) - k + 1)
+    ]
+    out: dict[int, None] = {}
+    last = -1
+    for start in range(len(grams) - w + 1):
+        window = grams[start : start + w]
+        low = min(window)
+        # The rightmost minimum: a run of equal hashes yields one fingerprint.
+        at = start + w - 1 - window[::-1].index(low)
+        if at != last:
+            last = at
+            out.setdefault(low, None)
             if len(out) >= settings.max_segments:
                 break
-    return tuple(dict.fromkeys(out))
+    return tuple(out)
 
 
 def fingerprint(

@@ -153,8 +153,11 @@ def first_url(text: str) -> str | None:
         if match.group().endswith("..") or text[match.end() : match.end() + 1] == "…":
             continue  # the listing cut the text, and the URL with it
         url = _trim_url(match.group())
-        parts = urlsplit(url)
-        if parts.hostname and len(url) <= _MAX_URL:
+        try:
+            hostname = urlsplit(url).hostname
+        except ValueError:
+            continue  # "http://[::1" (an unclosed IPv6 bracket): not a link to follow
+        if hostname and len(url) <= _MAX_URL:
             return url
     return None
 

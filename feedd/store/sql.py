@@ -68,7 +68,9 @@ class DumpRecord:
 
 # Statements built once: building a select() per call costs more than running
 # it on SQLite, and most dumps need only five statements.
-_DUMPS_BY_NAME = select(dumps.c.id, dumps.c.content_hash).where(dumps.c.name == bindparam("name"))
+_DUMPS_BY_NAME = select(dumps.c.id, dumps.c.content_hash, dumps.c.status).where(
+    dumps.c.name == bindparam("name")
+)
 _DUMP_BY_ID = select(dumps).where(dumps.c.id == bindparam("id"))
 _EXACT = (
     select(
@@ -154,8 +156,9 @@ class IngestTx:
     def find_dump(self, name: str, content_hash: str) -> DumpInfo | None:
         """The dump with this name and content, if any; remembers the name's versions."""
         rows = self.conn.execute(_DUMPS_BY_NAME, {"name": name}).all()
-        self._versions = (name, len(rows))
-        for dump_id, digest in rows:
+        # Versions count ingested contents only: a rejected file is not a version.
+        self._versions = (name, sum(status == "ingested" for _, _, status in rows))
+        for dump_id, digest, _ in rows:
             if digest == content_hash:
                 row = self.conn.execute(_DUMP_BY_ID, {"id": dump_id}).first()
                 return _dump_info(row) if row else None
@@ -165,7 +168,8 @@ class IngestTx:
         """Insert a dump row; returns (id, version). Call find_dump first."""
         name, earlier = getattr(self, "_versions", ("", 0))
         if name != record.name:
-            earlier = len(self.conn.execute(_DUMPS_BY_NAME, {"name": record.name}).all())
+            rows = self.conn.execute(_DUMPS_BY_NAME, {"name": record.name}).all()
+            earlier = sum(status == "ingested" for _, _, status in rows)
         version = earlier + 1
         values = dict(_DUMP_DEFAULTS, **record.__dict__, version=version)
         return _new_id(self.conn.execute(_INSERT_DUMP, values)), version
