@@ -131,7 +131,14 @@ def test_daemon_ingests_seeds_one_by_one_and_stops_cleanly(any_daemon: Daemon) -
     assert expected == 47
 
     # A dump written slowly, in pieces, is read only once it is complete.
-    items = [f"慢慢写入的第{n}条新文章,内容足够长以免被当作分类词。" * 4 for n in range(6)]
+    items = [  # six new, different articles
+        "量子计算入门:量子比特可以处于叠加态,这让某些算法在理论上获得指数级的加速。",
+        "数据库索引为什么能加速查询?B树把有序的键分层存放,每次查找只需读取少数几个页面。",
+        "分布式共识算法Raft通过领导者选举和日志复制,让多台机器对同一份状态达成一致。",
+        "图神经网络在分子性质预测中表现突出,它把原子看作节点,把化学键看作边来学习表示。",
+        "编译器的寄存器分配可以归约为图着色问题,启发式方法在实践中通常足够好。",
+        "推荐系统的冷启动问题常用内容特征和探索策略来缓解,新用户也能很快得到合理的推荐。",
+    ]
     data = dump_bytes(*items)
     slow = daemon.dumps / "005_00000000000000ff.txt"
     with slow.open("wb") as handle:

@@ -81,7 +81,7 @@ def test_quick_start_commands_work(tmp_path: Path) -> None:
             out = subprocess.run(
                 [".venv/bin/feedd", "status"], cwd=repo, capture_output=True, text=True, check=True
             ).stdout
-            if "articles: 47" in out and "pending: 0" in out:
+            if "pending: 0" in out and "feed feed.atom: 47 entries" in out:
                 break
             assert time.monotonic() < deadline, out
             time.sleep(0.3)
