@@ -63,17 +63,21 @@ Key = tuple[str, int]  # (dump name, line)
 KINDS = score_mod.KINDS
 
 # One setting at a time around the defaults; the ablations show what each
-# half of the candidate search (simhash radius, leading segments) contributes.
+# half of the candidate search (simhash radius, winnowed segments) contributes.
+# segment_chars=100000 leaves every text shorter than one k-gram, so each
+# revision gets a single hash of its whole compact text: no winnowing at all.
 SWEEP: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ("match.verify_threshold", (0.6, 0.7, 0.75, 0.8, 0.9)),
     ("match.simhash_k", (0, 2, 3)),
-    ("fingerprint.segment_min_chars", (16, 24, 32, 100_000)),
+    ("fingerprint.segment_chars", (6, 8, 10, 12, 16, 100_000)),
+    ("fingerprint.segment_window", (5, 10, 20)),
+    ("fingerprint.max_segments", (8, 16, 24, 48)),
     ("fingerprint.feature_ngram", (1, 2, 3)),
     ("match.shingle_size", (2, 3, 4)),
 )
 ABLATION_NOTES = {
     ("match.simhash_k", 0): "segments only",
-    ("fingerprint.segment_min_chars", 100_000): "simhash only",
+    ("fingerprint.segment_chars", 100_000): "simhash + whole-text hash, no winnowing",
 }
 
 
