@@ -54,6 +54,18 @@ class App:
         )
         return changed
 
+    def wsgi(self) -> Any:
+        """The HTTP application serving this app's feeds, articles and health."""
+        from feedd.server import make_app
+
+        return make_app(
+            self.store,
+            self.output_dir,
+            base_url=self.config.feed.base_url,
+            pending=lambda: len(self.pending()),
+            title=self.config.feed.title,
+        )
+
     def pending(self) -> list[Path]:
         """Files in the watch folder that the database has not seen at their size."""
         folder = self.watch_dir

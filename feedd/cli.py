@@ -438,19 +438,12 @@ def run(
 @click.option("--listen", help="host:port (default: server.listen, else 127.0.0.1:8080).")
 def serve(listen: str | None) -> None:
     """Serve the feeds, article pages and /healthz over HTTP (conditional GET)."""
-    from feedd.server import make_app
     from feedd.server import serve as serve_http
 
     state = _state()
     app = state.app()
     address = listen or app.config.server.listen or "127.0.0.1:8080"
-    wsgi = make_app(
-        app.store,
-        app.output_dir,
-        base_url=app.config.feed.base_url,
-        pending=lambda: len(app.pending()),
-        title=app.config.feed.title,
-    )
+    wsgi = app.wsgi()
     serve_http(
         wsgi,
         address,

@@ -281,17 +281,10 @@ class Daemon:
         listen = self.config.server.listen
         if not listen or self.app is None:
             return
-        from feedd.server import make_app, split_listen, start_background
+        from feedd.server import split_listen, start_background
 
         host, port = split_listen(listen)
-        app = self.app
-        wsgi = make_app(
-            app.store,
-            app.output_dir,
-            base_url=self.config.feed.base_url,
-            pending=lambda: len(app.pending()),
-            title=self.config.feed.title,
-        )
+        wsgi = self.app.wsgi()
         self._server = start_background(
             wsgi,
             host,

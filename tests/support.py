@@ -75,3 +75,32 @@ def generate_stream(dumps: int, seed: int = 7, listing: int = 12) -> list[tuple[
             shown[k] = text[:at] + "改" + text[at + 1 :]
         out.append((f"{n:03d}_{n:016x}.txt", dump_bytes(*shown)))
     return out
+
+
+# A test-only migration after head: batch mode rebuilds two parent tables (the
+# riskiest moment on SQLite: dropping the old copy could cascade into child
+# rows), then runs ``{tail}`` (raise, sleep, or pass).
+TEST_MIGRATION = """
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("articles") as batch:
+        batch.add_column(sa.Column("note", sa.Text()))
+    with op.batch_alter_table("dumps") as batch:
+        batch.add_column(sa.Column("note", sa.Text()))
+    {tail}
+
+
+def downgrade() -> None:
+    pass
+"""

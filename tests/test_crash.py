@@ -40,7 +40,7 @@ from feedd.feeds.write import STALE_TEMP_SECONDS
 from feedd.store import migrate
 from feedd.store.engine import make_engine
 from feedd.store.schema import articles, dumps, revisions, sightings
-from tests.support import ROOT, seed_files
+from tests.support import ROOT, TEST_MIGRATION, seed_files
 
 HEADER = "INCOMING TRANSMISSION\n\nLATEST UPDATES\n"
 FEED_ROOTS = {"rss", "{http://www.w3.org/2005/Atom}feed"}
@@ -438,32 +438,6 @@ def test_backfill_killed_at_random_points_ends_like_an_uninterrupted_run(
 
 # --- schema upgrades ----------------------------------------------------------------
 
-SLEEPY_MIGRATION = """
-import time
-from pathlib import Path
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0099"
-down_revision = "{head}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    # Batch mode rebuilds the parent tables on SQLite: the riskiest moment.
-    with op.batch_alter_table("articles") as batch:
-        batch.add_column(sa.Column("note", sa.Text()))
-    with op.batch_alter_table("dumps") as batch:
-        batch.add_column(sa.Column("note", sa.Text()))
-    {pause}
-
-
-def downgrade() -> None:
-    pass
-"""
-
 UPGRADE_CHILD = """
 import sys
 from pathlib import Path
@@ -477,7 +451,7 @@ def _scripts(where: Path, pause: str) -> Path:
     location = where / "migrations"
     shutil.copytree(migrate.script_location(), location)
     (location / "versions" / "0099_test.py").write_text(
-        SLEEPY_MIGRATION.format(head=migrate.head_revision(), pause=pause)
+        TEST_MIGRATION.format(head=migrate.head_revision(), tail=pause)
     )
     return location
 

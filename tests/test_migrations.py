@@ -14,31 +14,7 @@ from sqlalchemy import func, select
 from feedd.store import migrate
 from feedd.store.engine import make_engine
 from feedd.store.schema import articles, dumps, metadata, revisions, sightings
-from tests.support import AppFactory, seed_files
-
-BROKEN = """
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0099"
-down_revision = "{head}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    # Batch mode copies the parent table (SQLite cannot ALTER in place); with
-    # foreign keys on, dropping the old copy could take child rows with it.
-    with op.batch_alter_table("articles") as batch:
-        batch.add_column(sa.Column("note", sa.Text()))
-    with op.batch_alter_table("dumps") as batch:
-        batch.add_column(sa.Column("note", sa.Text()))
-    {tail}
-
-
-def downgrade() -> None:
-    pass
-"""
+from tests.support import TEST_MIGRATION, AppFactory, seed_files
 
 
 def test_migrated_schema_matches_the_code(make_app: AppFactory) -> None:
@@ -61,7 +37,7 @@ def _scripts(tmp_path: Path, tail: str) -> Path:
     location = tmp_path / "migrations"
     shutil.copytree(migrate.script_location(), location)
     head = migrate.head_revision()
-    (location / "versions" / "0099_test.py").write_text(BROKEN.format(head=head, tail=tail))
+    (location / "versions" / "0099_test.py").write_text(TEST_MIGRATION.format(head=head, tail=tail))
     return location
 
 
