@@ -6,9 +6,10 @@
 
 The stream of ``bench/stream.py`` is fed dump by dump to
 ``app.ingester.ingest_bytes(name, data, observed_at)``: parsing, fingerprints,
-decisions and every write, one transaction per dump; only the file read is
-left out. Reported: item lines/s of each slice of ``--slice`` lines (only the
-ingest calls are timed, not the generator), peak RSS, and the database size
+decisions and every write, ``ingest.backfill_batch`` dumps per transaction as
+in ``feedd backfill``; only the file read is left out. Reported: item lines/s
+of each slice of ``--slice`` lines (only the ingest calls are timed, not the
+generator), peak RSS, and the database size
 (SQLite file plus WAL; PostgreSQL ``pg_database_size``).
 
 The baseline is measured in the same run on the first ``--baseline-lines``
@@ -37,15 +38,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stream  # noqa: E402
 from common import Report, peak_rss_mb, quiet_feedd_logs, sqlite_size  # noqa: E402
 
+T = TypeVar("T")
 PG_URL = os.environ.get("FEEDD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BASELINE_PATH = Path(__file__).resolve().parent / "detection" / "baseline.py"
 TARGET_RATIO = 20.0
@@ -56,6 +58,17 @@ RETRY_WAIT = 2.0
 
 
 # --- children: one measurement each ------------------------------------------------
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, profile: str | None):
@@ -76,20 +89,27 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
     slice_cpu = 0.0
     ingest_seconds = 0.0
     started = time.perf_counter()
-    for dump in stream.dumps(settings):
+    # As `feedd backfill` does: ingest.backfill_batch dumps per transaction.
+    # A chunk commits once, at its end, so a failed attempt left nothing of it
+    # behind and the whole chunk can be retried.
+    batch = app.config.ingest.backfill_batch
+    for chunk in _chunks(stream.dumps(settings), batch):
         for _attempt in range(MAX_RETRIES + 1):
+            results = []
             if profiler:
                 profiler.enable()
             c0 = time.process_time()
             t0 = time.perf_counter()
             try:
-                result = ingest(dump.name, dump.data, dump.observed_at)
+                with app.store.batch(batch, seconds=float("inf")):
+                    for dump in chunk:
+                        results.append(ingest(dump.name, dump.data, dump.observed_at))
             except StorageError as exc:
                 # The server went away (on a shared machine, other work restarts
-                # it). The dump's transaction rolled back, so it is retried; the
+                # it). The chunk's transaction rolled back, so it is retried; the
                 # failed attempt and the wait are not timed.
                 retries += 1
-                print(f"  {dump.name}: {exc}; retrying", file=sys.stderr, flush=True)
+                print(f"  {chunk[0].name}: {exc}; retrying", file=sys.stderr, flush=True)
                 time.sleep(RETRY_WAIT)
                 continue
             finally:
@@ -97,21 +117,22 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
                     profiler.disable()
             break
         else:
-            raise SystemExit(f"throughput: {dump.name} failed {MAX_RETRIES + 1} times")
+            raise SystemExit(f"throughput: {chunk[0].name} failed {MAX_RETRIES + 1} times")
         elapsed = time.perf_counter() - t0
         slice_cpu += time.process_time() - c0
-        if result.status != "ingested":
-            raise SystemExit(f"throughput: {dump.name} was {result.status}: {result.reason}")
         ingest_seconds += elapsed
         slice_seconds += elapsed
-        slice_lines_done += result.items
-        totals["lines"] += result.items
-        totals["dumps"] += 1
-        totals["new"] += result.new
-        totals["repeat"] += result.repeat
-        totals["update"] += result.update
-        truth["new"] += dump.new
-        truth["edits"] += dump.edits
+        for dump, result in zip(chunk, results, strict=True):
+            if result.status != "ingested":
+                raise SystemExit(f"throughput: {dump.name} was {result.status}: {result.reason}")
+            slice_lines_done += result.items
+            totals["lines"] += result.items
+            totals["dumps"] += 1
+            totals["new"] += result.new
+            totals["repeat"] += result.repeat
+            totals["update"] += result.update
+            truth["new"] += dump.new
+            truth["edits"] += dump.edits
         if slice_lines_done >= slice_lines:
             slices.append(_slice(totals["lines"], slice_lines_done, slice_seconds, slice_cpu))
             print(

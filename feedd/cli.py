@@ -118,7 +118,7 @@ def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bo
     app = _state().app()
     files = list_dumps(list(paths), app.config.ingest.pattern)
     results = []
-    with _maybe_dry(app, dry_run):
+    with _maybe_dry(app, dry_run), app.store.batch(app.config.ingest.backfill_batch):
         with click.progressbar(
             length=len(files), label="ingesting", file=sys.stderr, show_pos=True
         ) as bar:

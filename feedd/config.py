@@ -39,6 +39,7 @@ class IngestConfig:
     max_line_bytes: int = 1024 * 1024
     max_category_chars: int = 24
     follow_symlinks: bool = False
+    backfill_batch: int = 200  # dumps per transaction in `feedd backfill`
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,11 @@ _POSITIVE = {
     "daemon.scan_interval",
     "ingest.max_dump_bytes",
     "ingest.max_line_bytes",
+    "ingest.backfill_batch",
     "feed.max_items",
     "server.threads",
     "match.shingle_size",
+    "match.min_shared_segments",
     "fingerprint.feature_ngram",
     "fingerprint.max_segments",
     "fingerprint.segment_chars",

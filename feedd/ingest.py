@@ -205,8 +205,9 @@ class Ingester:
         keys = [text_key(item.text) for item in parsed.items]
         tx.preload_exact([key.norm_hash for key in keys])
         counts = {Kind.NEW: 0, Kind.REPEAT: 0, Kind.UPDATE: 0}
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         decisions: list[Decision] = []
+        seen_at = tx.timestamp(observed_at)
         for item, key in zip(parsed.items, keys, strict=True):
             decision, fp, exact = self.classify(tx, item.text, key)
             decisions.append(decision)
@@ -235,16 +236,16 @@ class Ingester:
                         tx.restore_revision(article_id, exact.revision_number, observed_at)
             counts[decision.kind] += 1
             rows.append(
-                {
-                    "dump_id": dump_id,
-                    "line": item.line,
-                    "article_id": article_id,
-                    "revision_id": revision_id,
-                    "kind": decision.kind.value,
-                    "seen_at": observed_at,
-                    "category": item.category[:64] if item.category else None,
-                    "date": item.date,
-                }
+                (
+                    dump_id,
+                    item.line,
+                    article_id,
+                    revision_id,
+                    decision.kind.value,
+                    seen_at,
+                    item.category[:64] if item.category else None,
+                    item.date,
+                )
             )
         tx.add_sightings(rows)
         return IngestResult(
@@ -271,7 +272,9 @@ class Ingester:
             return decide(None, exact, [], self.config.match), None, exact
         fp = fingerprint(text, self.config.fingerprint, key)
         match = self.config.match
-        candidates = tx.candidates(fp, match.simhash_k, limit=match.max_candidates)
+        candidates = tx.candidates(
+            fp, match.simhash_k, limit=match.max_candidates, min_shared=match.min_shared_segments
+        )
         return decide(fp, None, candidates, match), fp, None
 
     def _record_rejection(

@@ -14,6 +14,7 @@ import click
 import pytest
 
 from feedd.cli import cli
+from feedd.store import migrate
 from tests.support import SEEDS, dump_bytes, seed_files
 
 _DB: dict[str, str] = {}
@@ -187,5 +188,6 @@ def test_json_logs_feed_and_db_commands(tmp_path: Path) -> None:
     assert atom.count("<entry>") == 47
     assert feedd(tmp_path, "feed", "--format", "rss").stdout == out.read_text(encoding="utf-8")
 
-    assert "schema at 0001" in feedd(tmp_path, "db", "upgrade").stdout
-    assert feedd(tmp_path, "db", "current").stdout.startswith("0001 (head 0001)")
+    head = migrate.head_revision()
+    assert f"schema at {head}" in feedd(tmp_path, "db", "upgrade").stdout
+    assert feedd(tmp_path, "db", "current").stdout.startswith(f"{head} (head {head})")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
 import simhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feedd.core.decide import MatchSettings, similarity
 from feedd.core.fingerprint import (
     FingerprintSettings,
     bands,
     features,
     fingerprint,
     hamming,
+    segments,
     simhash64,
 )
 from feedd.core.parse import parse_dump
-from feedd.core.text import hex64, normalize, to_signed64, to_unsigned64
+from feedd.core.text import compact, hash64, hex64, normalize, to_signed64, to_unsigned64
 from tests.support import seed_files
 
 SETTINGS = FingerprintSettings()
@@ -91,3 +94,91 @@ def test_normalize_matches_its_regex_definition(text: str) -> None:
     reference = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
     reference = re.sub(r"(?:\s*\.{2,})+\s*$", "", reference)
     assert normalize(text) == reference
+
+
+# --- the vectorised paths against their plain definitions ---------------------------
+
+_TEXTS = st.text(
+    alphabet=st.sampled_from(list("简介背景模型注意力的是在了一训练数据abcxyz019 ，。")),
+    max_size=80,
+)
+
+
+def _reference_similarity(a: str, b: str, s: MatchSettings) -> tuple[float, float]:
+    """Aligned containment and jaccard over sets of shingle strings, as defined."""
+
+    def grams(text: str) -> set[str]:
+        if len(text) <= s.shingle_size:
+            return {text} if text else set()
+        return {text[i : i + s.shingle_size] for i in range(len(text) - s.shingle_size + 1)}
+
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    window = long_[: int(len(short) * (1 + s.prefix_slack)) + s.shingle_size]
+    g_short, g_window, g_long = grams(short), grams(window), grams(long_)
+    if not g_short:
+        return 0.0, 0.0
+    union = len(g_short | g_long)
+    return len(g_short & g_window) / len(g_short), len(g_short & g_long) / union
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS, _TEXTS, st.integers(min_value=1, max_value=5))
+def test_similarity_equals_its_definition_over_shingle_strings(a: str, b: str, size: int) -> None:
+    s = MatchSettings(shingle_size=size)
+    ca, cb = compact(a), compact(b)
+    assert similarity(ca, cb, s) == pytest.approx(_reference_similarity(ca, cb, s), abs=1e-12)
+
+
+def test_similarity_equals_its_definition_on_the_seeds() -> None:
+    s = MatchSettings()
+    texts = [compact(normalize(t)) for t in seed_texts()]
+    for a in texts[:25]:
+        for b in texts:
+            assert similarity(a, b, s) == pytest.approx(_reference_similarity(a, b, s), abs=1e-12)
+
+
+def _reference_segments(text: str, fs: FingerprintSettings) -> tuple[int, ...]:
+    """Winnowing as Schleimer et al. define it, one window at a time, in Python ints."""
+    k, w = fs.segment_chars, fs.segment_window
+    mask = (1 << 64) - 1
+    if len(text) < k + w - 1:
+        return (hash64(text),) if text else ()
+
+    def fmix(x: int) -> int:
+        x ^= x >> 33
+        x = (x * 0xFF51AFD7ED558CCD) & mask
+        x ^= x >> 33
+        x = (x * 0xC4CEB9FE1A85EC53) & mask
+        return x ^ (x >> 33)
+
+    base = 0x9E3779B97F4A7C15
+    grams = [
+        fmix(sum(ord(c) * pow(base, j, 1 << 64) for j, c in enumerate(text[i : i + k])) & mask)
+        for i in range(len(text) - k + 1)
+    ]
+    out: list[int] = []
+    last = -1
+    for start in range(len(grams) - w + 1):
+        window = grams[start : start + w]
+        at = start + w - 1 - window[::-1].index(min(window))
+        if at != last:
+            last = at
+            if to_signed64(grams[at]) not in out:
+                out.append(to_signed64(grams[at]))
+            if len(out) >= fs.max_segments:
+                break
+    return tuple(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TEXTS)
+def test_segments_equal_their_definition(text: str) -> None:
+    assert segments(normalize(text), SETTINGS) == _reference_segments(
+        compact(normalize(text)), SETTINGS
+    )
+
+
+def test_segments_equal_their_definition_on_the_seeds() -> None:
+    for text in seed_texts():
+        norm = normalize(text)
+        assert segments(norm, SETTINGS) == _reference_segments(compact(norm), SETTINGS)

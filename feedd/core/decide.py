@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from feedd.core.fingerprint import Fingerprint, hamming, shingles
+from feedd.core.fingerprint import Fingerprint, hamming, shingle_codes
 
 
 class Kind(StrEnum):
@@ -37,6 +37,7 @@ class MatchSettings:
     min_shingles: int = 12  # shorter texts merge only on exact normalised text
     prefix_slack: float = 0.15  # how far past the shorter text's length to look
     max_candidates: int = 16  # verify at most this many, best first
+    min_shared_segments: int = 2  # a candidate by segments alone must share this many
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,22 @@ def similarity(a: str, b: str, settings: MatchSettings) -> tuple[float, float]:
     clauses) and ask how much of the shorter is contained there. Jaccard over
     the whole texts is reported as a second opinion.
     """
+    size = settings.shingle_size
     short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    window = long_[: int(len(short) * (1 + settings.prefix_slack)) + settings.shingle_size]
-    s_short = shingles(short, settings.shingle_size)
-    if not s_short:
+    short_codes = shingle_codes(short, size)
+    if not len(short_codes):
         return 0.0, 0.0
-    s_window = shingles(window, settings.shingle_size)
-    containment = len(s_short & s_window) / len(s_short)
-    s_long = shingles(long_, settings.shingle_size)
-    union = len(s_short | s_long)
-    jaccard = len(s_short & s_long) / union if union else 0.0
-    return containment, jaccard
+    # Python sets of the integer codes: for a few hundred shingles, building
+    # them and intersecting in C beats numpy's sort-based set operations.
+    s_short = set(short_codes.tolist())
+    long_codes = shingle_codes(long_, size)
+    # The window's shingles are the long text's first (window - size + 1).
+    window = int(len(short) * (1 + settings.prefix_slack)) + 1
+    s_window = set(long_codes[:window].tolist())
+    s_long = set(long_codes.tolist())
+    common = len(s_short & s_long)
+    union = len(s_short) + len(s_long) - common
+    return len(s_short & s_window) / len(s_short), (common / union if union else 0.0)
 
 
 def rank(candidates: Sequence[Candidate], item: Fingerprint) -> list[Candidate]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -45,7 +44,10 @@ class TextKey:
     norm_hash: int  # signed 64-bit hash of the normalised text
 
 
+@functools.lru_cache(maxsize=4096)
 def text_key(text: str) -> TextKey:
+    # Cached: a listing shows the same lines in dump after dump, and this is
+    # the whole cost of an exact repeat before the database.
     norm = normalize(text)
     return TextKey(norm, hash64(norm))
 
@@ -79,20 +81,78 @@ def features(normalized: str, settings: FingerprintSettings) -> Counter[str]:
     return counts
 
 
+class _Digests(dict[str, bytes]):
+    """md5 digests of features, kept: a language reuses its character pairs.
+
+    The md5 call per feature was a third of a new text's cost; real text
+    draws its bigrams from a small vocabulary, so most are hashed once. The
+    bound keeps memory at a few MB; past it the cache starts over.
+    """
+
+    limit = 262144
+
+    def __missing__(self, feature: str) -> bytes:
+        if len(self) >= self.limit:
+            self.clear()
+        digest = hashlib.md5(feature.encode("utf-8", "surrogatepass")).digest()[-8:]
+        self[feature] = digest
+        return digest
+
+
+_DIGESTS = _Digests()
+
+
 def simhash64(weighted: Mapping[str, int] | Iterable[tuple[str, int]]) -> int:
     """Unsigned 64-bit simhash, bit-identical to ``simhash.Simhash(features).value``."""
-    pairs = list(weighted.items()) if isinstance(weighted, Mapping) else list(weighted)
-    if not pairs:
-        pairs = [("", 1)]
-    digests = b"".join(
-        hashlib.md5(f.encode("utf-8", "surrogatepass")).digest()[-8:] for f, _ in pairs
-    )
+    counts = weighted if isinstance(weighted, Mapping) else dict(weighted)
+    if not counts:
+        counts = {"": 1}
+    digests = b"".join(map(_DIGESTS.__getitem__, counts))
     bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8)).reshape(-1, 64)
-    weights = np.fromiter((w for _, w in pairs), dtype=np.int64, count=len(pairs))
+    weights = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
     sums = weights @ bits.astype(np.int64)
     total = int(weights.sum())
     packed = np.packbits(sums > total / 2).tobytes()
     return int.from_bytes(packed, "big")
+
+
+# The segment hash of a k-character window: a polynomial over its code points
+# (mod 2**64), then murmur3's fmix64 so that the minimum a window keeps is not
+# biased towards small code points. Computed for all windows at once through
+# prefix sums: sum(c[j] * B**j, j in window) * B**-i is window i's polynomial.
+_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so it has an inverse mod 2**64
+_BASE_INV = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
+_POWERS: list[np.ndarray] = []  # [B**j, B**-j] for j < len, grown on demand
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, 1024)
+        with np.errstate(over="ignore"):
+            up = np.cumprod(np.full(size, _BASE, dtype=np.uint64), dtype=np.uint64)
+            down = np.cumprod(np.full(size, _BASE_INV, dtype=np.uint64), dtype=np.uint64)
+        one = np.ones(1, dtype=np.uint64)
+        _POWERS[:] = [np.concatenate([one, up[:-1]]), np.concatenate([one, down[:-1]])]
+    return _POWERS[0][:n], _POWERS[1][:n]
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    mixed: np.ndarray = x ^ (x >> np.uint64(33))
+    return mixed
+
+
+def window_hashes(text: str, k: int) -> np.ndarray:
+    """Unsigned 64-bit hashes of every k-character window of ``text``."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    n = len(codes)
+    up, down = _powers(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint64)
+    np.cumsum(codes.astype(np.uint64) * up[:n], dtype=np.uint64, out=prefix[1:])
+    return _fmix64((prefix[k:] - prefix[: n - k + 1]) * down[: n - k + 1])
 
 
 def segments(normalized: str, settings: FingerprintSettings) -> tuple[int, ...]:
@@ -105,29 +165,38 @@ def segments(normalized: str, settings: FingerprintSettings) -> tuple[int, ...]:
     not guarantee (one changed length moves every later boundary). Texts too
     short for a k-gram get the hash of the whole compact text.
     """
-    text = compact(normalized)
+    return _segments(compact(normalized), settings)
+
+
+def _segments(text: str, settings: FingerprintSettings) -> tuple[int, ...]:
     k, w = settings.segment_chars, settings.segment_window
     if len(text) < k + w - 1:
         return (hash64(text),) if text else ()
-    # crc32 is stable across processes and fast; a collision only proposes
-    # one more candidate, which verification then rejects.
-    grams = [
-        zlib.crc32(text[i : i + k].encode("utf-8", "surrogatepass"))
-        for i in range(len(text) - k + 1)
-    ]
+    grams = window_hashes(text, k)
+    windows = np.lib.stride_tricks.sliding_window_view(grams, w)
+    # The rightmost minimum of each window: a run of equal hashes yields one
+    # fingerprint, and consecutive windows usually agree on it.
+    at = np.arange(len(windows)) + (w - 1) - np.argmin(windows[:, ::-1], axis=1)
+    picked = at[np.concatenate(([True], at[1:] != at[:-1]))]
     out: dict[int, None] = {}
-    last = -1
-    for start in range(len(grams) - w + 1):
-        window = grams[start : start + w]
-        low = min(window)
-        # The rightmost minimum: a run of equal hashes yields one fingerprint.
-        at = start + w - 1 - window[::-1].index(low)
-        if at != last:
-            last = at
-            out.setdefault(low, None)
-            if len(out) >= settings.max_segments:
-                break
+    for value in grams[picked].view(np.int64).tolist():
+        out.setdefault(value, None)
+        if len(out) >= settings.max_segments:
+            break
     return tuple(out)
+
+
+def _features_fast(normalized: str, settings: FingerprintSettings) -> Counter[str]:
+    # features() without the intermediate lists; identical result.
+    toks = tokens(normalized)
+    n = settings.feature_ngram
+    if len(toks) < n or n < 1:
+        return features(normalized, settings)
+    counts = Counter(map(" ".join, zip(*(toks[i:] for i in range(n)), strict=False)))
+    if settings.max_feature_weight:
+        cap = settings.max_feature_weight
+        counts = Counter({key: min(v, cap) for key, v in counts.items()})
+    return counts
 
 
 def fingerprint(
@@ -136,22 +205,44 @@ def fingerprint(
     settings = settings or FingerprintSettings()
     key = key or text_key(text)
     norm = key.normalized
+    compacted = compact(norm)
     return Fingerprint(
         normalized=norm,
-        compact=compact(norm),
+        compact=compacted,
         norm_hash=key.norm_hash,
-        simhash=to_signed64(simhash64(features(norm, settings))),
-        segments=segments(norm, settings),
+        simhash=to_signed64(simhash64(_features_fast(norm, settings))),
+        segments=_segments(compacted, settings),
     )
 
 
 @functools.lru_cache(maxsize=4096)
-def shingles(compact_text: str, size: int) -> frozenset[str]:
-    """Character shingles; cached because a stored revision is verified again
-    every time a new text shares its segments."""
-    if len(compact_text) <= size:
-        return frozenset([compact_text]) if compact_text else frozenset()
-    return frozenset({compact_text[i : i + size] for i in range(len(compact_text) - size + 1)})
+def shingle_codes(compact_text: str, size: int) -> np.ndarray:
+    """Every ``size``-character shingle of the text as one integer, in text order.
+
+    Up to 3 characters the code is exact (21 bits per code point), so set
+    operations on codes are set operations on the shingles themselves;
+    longer shingles get their 64-bit window hash. Integers in a numpy array
+    take ~3 KB for a summary where a set of strings took ~37 KB, which is
+    what lets this cache hold the stored revisions being re-verified.
+    """
+    codes = np.frombuffer(compact_text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(codes) < size:
+        out = np.array([_whole_code(codes)] if len(codes) else [], dtype=np.uint64)
+    elif size <= 3:
+        wide = codes.astype(np.uint64)
+        out = wide[: len(codes) - size + 1].copy()
+        for j in range(1, size):
+            out = (out << np.uint64(21)) | wide[j : len(codes) - size + 1 + j]
+    else:
+        out = window_hashes(compact_text, size)
+    out.flags.writeable = False
+    return out
+
+
+def _whole_code(codes: np.ndarray) -> int:
+    # A text shorter than a shingle is one shingle; it must not equal a
+    # full-size shingle's code, so it is hashed into the high bit's half.
+    return (hash64("".join(map(chr, codes.tolist()))) & ((1 << 63) - 1)) | (1 << 63)
 
 
 def hamming(a: int, b: int) -> int:

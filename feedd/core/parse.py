@@ -178,7 +178,10 @@ def classify_noise(line: str, limits: ParseLimits) -> str | None:
     """'date', 'pagination', 'category' or None (an item). `line` is stripped."""
     if _DATE.fullmatch(line):
         return "date"
-    if all(_PAGER_TOKEN.fullmatch(token) for token in line.split()):
+    # The first token alone settles most lines, without splitting a long item.
+    if _PAGER_TOKEN.fullmatch(line.split(None, 1)[0]) and all(
+        _PAGER_TOKEN.fullmatch(token) for token in line.split()
+    ):
         return "pagination"
     if len(line) <= limits.max_category_chars and not _SENTENCE_PUNCT.search(line):
         return "category"

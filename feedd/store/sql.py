@@ -8,30 +8,31 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, text, union_all
+from sqlalchemy import Connection, Engine, and_, func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from feedd.core.decide import Candidate, ExactMatch
-from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming
-from feedd.core.text import compact, hex64, normalize
+from feedd.core.text import hex64
 from feedd.errors import DatabaseLocked, StorageError
 from feedd.model import Article, DumpInfo, Revision, Sighting, Totals, UpdateEntry, WorkerInfo
 from feedd.store import migrate
 from feedd.store.engine import WRITE
-from feedd.store.schema import articles, dumps, revisions, segments, sightings, workers
+from feedd.store.ingest_tx import SEGMENT_FANOUT, IngestTx, chunks, dump_info
+from feedd.store.schema import articles, dumps, revisions, sightings, workers
+
+__all__ = ["SEGMENT_FANOUT", "DumpRecord", "IngestTx", "SqlStore"]
 
 P = ParamSpec("P")
 _UID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
 T = TypeVar("T")
 
 _ADVISORY_INGEST = 0x66656564_01  # serialises match-or-create across PG workers
-SEGMENT_FANOUT = 32  # rows read per segment hash: boilerplate must not flood lookups
 
 
 def wrap_errors(fn: Callable[P, T]) -> Callable[P, T]:
@@ -66,275 +67,11 @@ class DumpRecord:
     location: str | None = None
 
 
-# Statements built once: building a select() per call costs more than running
-# it on SQLite, and most dumps need only five statements.
-_DUMPS_BY_NAME = select(dumps.c.id, dumps.c.content_hash, dumps.c.status).where(
-    dumps.c.name == bindparam("name")
-)
-_DUMP_BY_ID = select(dumps).where(dumps.c.id == bindparam("id"))
-_EXACT = (
-    select(
-        revisions.c.norm_hash,
-        revisions.c.id,
-        revisions.c.article_id,
-        revisions.c.number,
-        revisions.c.text,
-        articles.c.current_revision,
-    )
-    .join(articles, articles.c.id == revisions.c.article_id)
-    .where(revisions.c.norm_hash.in_(bindparam("hashes", expanding=True)))
-    .order_by(revisions.c.id)
-)
-_NEAR = select(revisions.c.id, revisions.c.simhash).where(
-    or_(
-        revisions.c.band0 == bindparam("b0"),
-        revisions.c.band1 == bindparam("b1"),
-        revisions.c.band2 == bindparam("b2"),
-        revisions.c.band3 == bindparam("b3"),
-    )
-)
-
-
-@functools.cache
-def _segment_query(n: int) -> Any:
-    """One round trip for all segment hashes, each capped at SEGMENT_FANOUT rows."""
-    parts = [
-        select(segments.c.revision_id, revisions.c.simhash)
-        .join(revisions, revisions.c.id == segments.c.revision_id)
-        .where(segments.c.hash == bindparam(f"h{i}"))
-        .limit(SEGMENT_FANOUT)
-        .subquery()
-        .select()
-        for i in range(n)
-    ]
-    return union_all(*parts)
-
-
-def _segment_params(fp: Fingerprint) -> dict[str, int]:
-    return {f"h{i}": h for i, h in enumerate(fp.segments)}
-
-
-_CANDIDATE_TEXTS = (
-    select(
-        revisions.c.id,
-        revisions.c.article_id,
-        revisions.c.number,
-        revisions.c.text,
-        revisions.c.simhash,
-        articles.c.current_revision,
-    )
-    .join(articles, articles.c.id == revisions.c.article_id)
-    .where(revisions.c.id.in_(bindparam("ids", expanding=True)))
-)
-
-
-_INSERT_DUMP = dumps.insert()
-_DUMP_DEFAULTS = {
-    "item_count": 0,
-    "new_count": 0,
-    "repeat_count": 0,
-    "update_count": 0,
-    "duration_ms": 0,
-}
-_INSERT_ARTICLE = articles.insert()
-_INSERT_REVISION = revisions.insert()
-_INSERT_SEGMENT = segments.insert()
-_INSERT_SIGHTING = sightings.insert()
-
-
-class IngestTx:
-    """The writes of one dump, inside one transaction (all or nothing)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        # norm_hash -> (article_id, revision_id, number, raw text), or None
-        # when the database has no such text (so a miss is asked only once).
-        self._exact: dict[int, tuple[int, int, int, str] | None] = {}
-        self._current: dict[int, int] = {}  # article_id -> current revision number
-
-    # dumps ------------------------------------------------------------------
-    def find_dump(self, name: str, content_hash: str) -> DumpInfo | None:
-        """The dump with this name and content, if any; remembers the name's versions."""
-        rows = self.conn.execute(_DUMPS_BY_NAME, {"name": name}).all()
-        # Versions count ingested contents only: a rejected file is not a version.
-        self._versions = (name, sum(status == "ingested" for _, _, status in rows))
-        for dump_id, digest, _ in rows:
-            if digest == content_hash:
-                row = self.conn.execute(_DUMP_BY_ID, {"id": dump_id}).first()
-                return _dump_info(row) if row else None
-        return None
-
-    def add_dump(self, record: DumpRecord) -> tuple[int, int]:
-        """Insert a dump row; returns (id, version). Call find_dump first."""
-        name, earlier = getattr(self, "_versions", ("", 0))
-        if name != record.name:
-            rows = self.conn.execute(_DUMPS_BY_NAME, {"name": record.name}).all()
-            earlier = sum(status == "ingested" for _, _, status in rows)
-        version = earlier + 1
-        values = dict(_DUMP_DEFAULTS, **record.__dict__, version=version)
-        return _new_id(self.conn.execute(_INSERT_DUMP, values)), version
-
-    def finish_dump(self, dump_id: int, **counts: int) -> None:
-        stmt = dumps.update().where(dumps.c.id == bindparam("dump_id"))
-        self.conn.execute(stmt, {"dump_id": dump_id, **counts})
-
-    # matching ---------------------------------------------------------------
-    def preload_exact(self, hashes: Sequence[int]) -> None:
-        """One query for the whole dump: most lines are exact repeats."""
-        wanted = sorted(set(hashes) - set(self._exact))
-        for chunk in _chunks(wanted, 500):
-            for h in chunk:
-                self._exact[h] = None
-            for h, rid, aid, number, raw, current in self.conn.execute(
-                _EXACT, {"hashes": list(chunk)}
-            ):
-                if self._exact.get(h) is None:
-                    self._exact[h] = (aid, rid, number, raw)
-                self._current.setdefault(aid, current)
-
-    def exact(self, key: TextKey, raw: str) -> ExactMatch | None:
-        if key.norm_hash not in self._exact:
-            self.preload_exact([key.norm_hash])
-        hit = self._exact.get(key.norm_hash)
-        if hit is None:
-            return None
-        aid, rid, number, stored = hit
-        # The hash only proposes; equal normalised text decides.
-        if stored != raw and normalize(stored) != key.normalized:
-            return None
-        return ExactMatch(aid, rid, number, self._current.get(aid) == number)
-
-    def candidates(self, fp: Fingerprint, k: int, limit: int = 16) -> list[Candidate]:
-        """The best ``limit`` revisions within k bits or sharing a leading segment.
-
-        Ranking happens before any text is read, so a boilerplate segment
-        shared by thousands of articles costs SEGMENT_FANOUT rows, not thousands.
-        """
-        b = bands(fp.simhash)
-        found: dict[int, list[int]] = {}  # revision id -> [shared segments, distance]
-        for rid, sh in self.conn.execute(_NEAR, {"b0": b[0], "b1": b[1], "b2": b[2], "b3": b[3]}):
-            distance = hamming(sh, fp.simhash)
-            if distance <= k:
-                found[rid] = [0, distance]
-        if fp.segments:
-            for rid, sh in self.conn.execute(_segment_query(len(fp.segments)), _segment_params(fp)):
-                found.setdefault(rid, [0, hamming(sh, fp.simhash)])[0] += 1
-        if not found:
-            return []
-        best = sorted(found, key=lambda rid: (-found[rid][0], found[rid][1], -rid))[:limit]
-        out: list[Candidate] = []
-        for rid, aid, number, raw, sh, current in self.conn.execute(
-            _CANDIDATE_TEXTS, {"ids": best}
-        ):
-            current = self._current.get(aid, current)
-            out.append(
-                Candidate(
-                    article_id=aid,
-                    revision_id=rid,
-                    revision_number=number,
-                    is_current=current == number,
-                    compact=_compact_text(raw),
-                    simhash=sh,
-                    shared_segments=found[rid][0],
-                )
-            )
-        return out
-
-    # writes -----------------------------------------------------------------
-    def create_article(
-        self, uid: str, fp: Fingerprint, raw: str, seen_at: datetime, dump_id: int, line: int
-    ) -> tuple[int, int]:
-        aid = _new_id(
-            self.conn.execute(
-                _INSERT_ARTICLE,
-                {
-                    "uid": uid,
-                    "current_revision": 1,
-                    "revision_count": 1,
-                    "first_seen": seen_at,
-                    "updated_at": seen_at,
-                    "first_dump_id": dump_id,
-                    "first_line": line,
-                },
-            )
-        )
-        rid = self._insert_revision(aid, 1, fp, raw, seen_at, dump_id, line)
-        return aid, rid
-
-    def add_revision(
-        self, article_id: int, fp: Fingerprint, raw: str, seen_at: datetime, dump_id: int, line: int
-    ) -> tuple[int, int]:
-        number = (
-            1
-            + self.conn.execute(
-                select(articles.c.revision_count).where(articles.c.id == article_id)
-            ).scalar_one()
-        )
-        rid = self._insert_revision(article_id, number, fp, raw, seen_at, dump_id, line)
-        self.conn.execute(
-            articles.update()
-            .where(articles.c.id == article_id)
-            .values(revision_count=number, current_revision=number, updated_at=seen_at)
-        )
-        return rid, number
-
-    def _insert_revision(
-        self,
-        article_id: int,
-        number: int,
-        fp: Fingerprint,
-        raw: str,
-        seen_at: datetime,
-        dump_id: int,
-        line: int,
-    ) -> int:
-        b = bands(fp.simhash)
-        rid = _new_id(
-            self.conn.execute(
-                _INSERT_REVISION,
-                {
-                    "article_id": article_id,
-                    "number": number,
-                    "text": raw,
-                    "norm_hash": fp.norm_hash,
-                    "simhash": fp.simhash,
-                    "band0": b[0],
-                    "band1": b[1],
-                    "band2": b[2],
-                    "band3": b[3],
-                    "first_seen": seen_at,
-                    "first_dump_id": dump_id,
-                    "first_line": line,
-                },
-            )
-        )
-        if fp.segments:
-            self.conn.execute(
-                _INSERT_SEGMENT,
-                [{"hash": h, "revision_id": rid, "article_id": article_id} for h in fp.segments],
-            )
-        if self._exact.get(fp.norm_hash) is None:
-            self._exact[fp.norm_hash] = (article_id, rid, number, raw)
-        self._current[article_id] = number
-        return rid
-
-    def restore_revision(self, article_id: int, number: int, seen_at: datetime) -> None:
-        self.conn.execute(
-            articles.update()
-            .where(articles.c.id == article_id)
-            .values(current_revision=number, updated_at=seen_at)
-        )
-        self._current[article_id] = number
-
-    def add_sightings(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(_INSERT_SIGHTING, rows)
-
-
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dry: Connection | None = None
+        self._batch: _Batch | None = None
 
     @property
     def dialect(self) -> str:
@@ -357,8 +94,7 @@ class SqlStore:
     def _write(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             with conn.execution_options(**{WRITE: True}).begin():
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_INGEST})")
+                _lock_ingest(conn)
                 yield conn
 
     @contextmanager
@@ -374,6 +110,33 @@ class SqlStore:
                 trans.rollback()
 
     @contextmanager
+    def batch(self, dumps: int, seconds: float = 1.0) -> Iterator[None]:
+        """Group the dumps ingested inside into transactions of up to ``dumps``
+        dumps or ``seconds`` seconds, whichever comes first.
+
+        For backfills: a commit writes every page a dump touched (~0.6 ms per
+        dump on SQLite), most of them the same pages again. Each transaction
+        still holds whole dumps only, so a crash or an error rolls back to the
+        last commit, as if the dumps after it had never started; running the
+        backfill again ingests them. Nested in ``dry_run`` it does nothing.
+        """
+        if self._dry is not None or self._batch is not None or dumps <= 1:
+            yield
+            return
+        try:
+            with self.engine.connect() as conn:
+                batch = _Batch(conn.execution_options(**{WRITE: True}), dumps, seconds)
+                self._batch = batch
+                try:
+                    yield
+                    batch.commit()
+                finally:
+                    self._batch = None
+                    batch.rollback()
+        except self._driver_errors as exc:
+            raise _storage_error(exc) from exc
+
+    @contextmanager
     def ingest_transaction(self) -> Iterator[IngestTx]:
         """One dump's writes. On any exception nothing of it is kept."""
         if self._dry is not None:
@@ -381,12 +144,22 @@ class SqlStore:
                 yield IngestTx(self._dry)
             return
         try:
+            if self._batch is not None:
+                with self._batch.dump() as conn:
+                    yield IngestTx(conn)
+                return
             with self._write() as conn:
                 yield IngestTx(conn)
         except OperationalError as exc:
-            if "locked" in str(exc.orig).lower():
-                raise DatabaseLocked() from exc
-            raise StorageError(f"database error: {exc.orig}") from exc
+            raise _storage_error(exc.orig) from exc
+        except self._driver_errors as exc:
+            # IngestTx runs on the DBAPI connection: its errors are the driver's.
+            raise _storage_error(exc) from exc
+
+    @functools.cached_property
+    def _driver_errors(self) -> tuple[type[Exception], ...]:
+        dbapi = self.engine.dialect.loaded_dbapi
+        return (dbapi.OperationalError, dbapi.InterfaceError)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -423,7 +196,7 @@ class SqlStore:
         """Sizes recorded per dump name (any status): to tell pending files apart."""
         out: dict[str, set[int]] = {}
         with self._read() as conn:
-            for chunk in _chunks(sorted(set(names)), 500):
+            for chunk in chunks(sorted(set(names)), 500):
                 for name, size in conn.execute(
                     select(dumps.c.name, dumps.c.size).where(dumps.c.name.in_(chunk))
                 ):
@@ -459,7 +232,7 @@ class SqlStore:
                 q = q.where(dumps.c.status == status)
             if limit:
                 q = q.limit(limit)
-            return [_dump_info(r) for r in conn.execute(q)]
+            return [dump_info(r) for r in conn.execute(q)]
 
     def last_change(self) -> datetime | None:
         with self._read() as conn:
@@ -559,21 +332,54 @@ class SqlStore:
             return [WorkerInfo(**r._mapping) for r in rows]
 
 
-@functools.lru_cache(maxsize=4096)
-def _compact_text(raw: str) -> str:
-    # Revision texts never change, so their compact form can be reused.
-    return compact(normalize(raw))
+def _lock_ingest(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_INGEST})")
 
 
-def _new_id(result: Any) -> int:
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+def _storage_error(orig: BaseException | None) -> StorageError:
+    message = str(orig).lower()
+    if "locked" in message or "busy" in message:
+        return DatabaseLocked()
+    return StorageError(f"database error: {orig}")
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+class _Batch:
+    """The open transaction of ``SqlStore.batch`` and when to commit it."""
+
+    def __init__(self, conn: Connection, dumps: int, seconds: float) -> None:
+        self.conn = conn
+        self.limit = dumps
+        self.seconds = seconds
+        self.trans: Any = None
+        self.count = 0
+        self.started = 0.0
+
+    @contextmanager
+    def dump(self) -> Iterator[Connection]:
+        if self.trans is None:
+            self.trans = self.conn.begin()
+            _lock_ingest(self.conn)
+            self.count, self.started = 0, time.monotonic()
+        try:
+            yield self.conn
+        except BaseException:
+            # Part of a dump must never be committed: drop the whole batch.
+            self.rollback()
+            raise
+        self.count += 1
+        if self.count >= self.limit or time.monotonic() - self.started >= self.seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.trans is not None:
+            trans, self.trans = self.trans, None
+            trans.commit()
+
+    def rollback(self) -> None:
+        if self.trans is not None:
+            trans, self.trans = self.trans, None
+            trans.rollback()
 
 
 def _feed_order(newest_first: bool) -> tuple[Any, ...]:
@@ -668,22 +474,3 @@ def _with_history(conn: Connection, arts: list[Article]) -> list[Article]:
         Article(**{**a.__dict__, "revisions": tuple(revs[a.id]), "sightings": tuple(sights[a.id])})
         for a in arts
     ]
-
-
-def _dump_info(row: Any) -> DumpInfo:
-    m = row._mapping
-    return DumpInfo(
-        id=m["id"],
-        name=m["name"],
-        version=m["version"],
-        status=m["status"],
-        observed_at=m["observed_at"],
-        ingested_at=m["ingested_at"],
-        items=m["item_count"],
-        new=m["new_count"],
-        repeat=m["repeat_count"],
-        update=m["update_count"],
-        error=m["error"],
-        location=m["location"],
-        duration_ms=m["duration_ms"],
-    )
