@@ -155,7 +155,11 @@ def _iso(value: datetime | None) -> str | None:
 
 def build(config: Config, *, now: Callable[[], datetime] = utcnow, upgrade: bool = True) -> App:
     """Connect, upgrade the schema to head, and wire the services together."""
-    engine = make_engine(config.database_url, busy_timeout_ms=config.database.busy_timeout_ms)
+    engine = make_engine(
+        config.database_url,
+        busy_timeout_ms=config.database.busy_timeout_ms,
+        sqlite_cache_mb=config.database.sqlite_cache_mb,
+    )
     store = SqlStore(engine)
     try:
         if upgrade:

@@ -26,6 +26,7 @@ from feedd.errors import ConfigError
 class DatabaseConfig:
     url: str = "sqlite:///feedd.db"  # relative SQLite paths are relative to config.toml
     busy_timeout_ms: int = 5000
+    sqlite_cache_mb: int = 64  # SQLite page cache per connection
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("debug", "info", "warning", "error"),
 }
 _POSITIVE = {
+    "database.sqlite_cache_mb",
     "daemon.scan_interval",
     "ingest.max_dump_bytes",
     "ingest.max_line_bytes",

@@ -182,3 +182,14 @@ def test_segments_equal_their_definition_on_the_seeds() -> None:
     for text in seed_texts():
         norm = normalize(text)
         assert segments(norm, SETTINGS) == _reference_segments(compact(norm), SETTINGS)
+
+
+def test_the_digest_cache_starting_over_changes_no_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    import feedd.core.fingerprint as fp
+
+    monkeypatch.setattr(fp, "_DIGESTS_LIMIT", 50)
+    fp._DIGESTS.clear()
+    for text in seed_texts()[:10]:
+        weighted = features(normalize(text), SETTINGS)
+        assert simhash64(weighted) == simhash.Simhash(dict(weighted)).value
+        assert len(fp._DIGESTS) <= max(50, len(weighted))

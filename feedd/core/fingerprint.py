@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -81,25 +82,13 @@ def features(normalized: str, settings: FingerprintSettings) -> Counter[str]:
     return counts
 
 
-class _Digests(dict[str, bytes]):
-    """md5 digests of features, kept: a language reuses its character pairs.
-
-    The md5 call per feature was a third of a new text's cost; real text
-    draws its bigrams from a small vocabulary, so most are hashed once. The
-    bound keeps memory at a few MB; past it the cache starts over.
-    """
-
-    limit = 262144
-
-    def __missing__(self, feature: str) -> bytes:
-        if len(self) >= self.limit:
-            self.clear()
-        digest = hashlib.md5(feature.encode("utf-8", "surrogatepass")).digest()[-8:]
-        self[feature] = digest
-        return digest
-
-
-_DIGESTS = _Digests()
+# md5 digests of features, kept: a language reuses its character pairs, and
+# the md5 per feature was the largest part of a new text's cost. Bounded at
+# ~45 MB; past the bound the cache starts over.
+_DIGESTS: dict[str, bytes] = {}
+_DIGESTS_LIMIT = 262144
+_UTF8 = operator.methodcaller("encode", "utf-8", "surrogatepass")
+_DIGEST = operator.methodcaller("digest")
 
 
 def simhash64(weighted: Mapping[str, int] | Iterable[tuple[str, int]]) -> int:
@@ -107,8 +96,17 @@ def simhash64(weighted: Mapping[str, int] | Iterable[tuple[str, int]]) -> int:
     counts = weighted if isinstance(weighted, Mapping) else dict(weighted)
     if not counts:
         counts = {"": 1}
-    digests = b"".join(map(_DIGESTS.__getitem__, counts))
-    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8)).reshape(-1, 64)
+    cache = _DIGESTS
+    missing = [f for f in counts if f not in cache]
+    if missing:
+        if len(cache) + len(missing) > _DIGESTS_LIMIT:
+            cache.clear()
+            missing = list(counts)
+        # map() over C callables: no Python frame per feature.
+        cache.update(zip(missing, map(_DIGEST, map(hashlib.md5, map(_UTF8, missing))), strict=True))
+    digests = np.frombuffer(b"".join(map(cache.__getitem__, counts)), dtype=np.uint8)
+    # simhash uses the low 64 bits of the 128-bit md5: the last 8 bytes.
+    bits = np.unpackbits(digests.reshape(-1, 16)[:, 8:], axis=1)
     weights = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
     sums = weights @ bits.astype(np.int64)
     total = int(weights.sum())

@@ -50,11 +50,17 @@ _EXACT = (
     " WHERE r.norm_hash IN ({marks}) ORDER BY r.id"
 )
 _NEAR = "SELECT id, simhash FROM revisions WHERE band0 = ? OR band1 = ? OR band2 = ? OR band3 = ?"
-# One round trip for all segment hashes, each capped at SEGMENT_FANOUT rows.
+# One round trip for all segment hashes, each capped at SEGMENT_FANOUT rows,
+# counted per revision inside the database: at a million lines the capped
+# rows reach several hundred per text, and only a few revisions share enough.
 _SEGMENT_PART = (
-    "SELECT * FROM (SELECT s.revision_id, r.simhash FROM segments s"
-    " JOIN revisions r ON r.id = s.revision_id WHERE s.hash = ?"
-    f" LIMIT {SEGMENT_FANOUT}) AS q{{i}}"
+    f"SELECT * FROM (SELECT revision_id FROM segments WHERE hash = ? LIMIT {SEGMENT_FANOUT})"
+    " AS q{i}"
+)
+_SEGMENT_SHARED = (
+    "SELECT g.revision_id, g.shared, r.simhash FROM (SELECT revision_id, COUNT(*) AS shared"
+    " FROM ({parts}) AS u GROUP BY revision_id HAVING COUNT(*) >= ?) AS g"
+    " JOIN revisions r ON r.id = g.revision_id"
 )
 _CANDIDATE_TEXTS = (
     "SELECT r.id, r.article_id, r.number, r.text, r.simhash, a.current_revision"
@@ -88,7 +94,8 @@ def _marks(n: int) -> str:
 
 @functools.cache
 def _segment_sql(n: int) -> str:
-    return " UNION ALL ".join(_SEGMENT_PART.format(i=i) for i in range(n))
+    parts = " UNION ALL ".join(_SEGMENT_PART.format(i=i) for i in range(n))
+    return _SEGMENT_SHARED.format(parts=parts)
 
 
 @functools.cache
@@ -263,10 +270,10 @@ class IngestTx:
             if distance <= k:
                 found[rid] = [0, distance]
         if fp.segments:
-            for rid, sh in self._run(_segment_sql(len(fp.segments)), fp.segments).fetchall():
-                found.setdefault(rid, [0, hamming(sh, fp.simhash)])[0] += 1
-        need = min(min_shared, len(fp.segments))
-        found = {rid: v for rid, v in found.items() if v[0] >= need or v[1] <= k}
+            need = max(1, min(min_shared, len(fp.segments)))
+            params = (*fp.segments, need)
+            for rid, shared, sh in self._run(_segment_sql(len(fp.segments)), params).fetchall():
+                found.setdefault(rid, [0, hamming(sh, fp.simhash)])[0] = shared
         if not found:
             return []
         best = sorted(found, key=lambda rid: (-found[rid][0], found[rid][1], -rid))[:limit]
