@@ -9,7 +9,7 @@ revision, uniformly random 64-bit simhashes (bands derived as feedd derives
 them), as many random 32-bit segment hashes as feedd gives the revision's
 text (24 for most), and realistic texts (the stream's,
 made distinct by a suffix). Populating bypasses ingest; measuring does not:
-each lookup is the real ``IngestTx.candidates(fp, k)`` of ``feedd.store.sql``
+each lookup is the real ``IngestTx.candidates(fp, k, min_shared=...)`` of ``feedd.store``
 inside a read transaction, for
 
 * near duplicates: a stored simhash with 1 to 3 bits flipped, and the stored
@@ -42,7 +42,6 @@ from common import Report, percentile, quiet_feedd_logs, sqlite_size  # noqa: E4
 
 TARGET_P99_MS = 2.0
 TEXT_POOL = 2000
-SEGMENT_BITS = 32  # segment hashes are crc32 values
 EDITED_SEGMENTS = 3  # segment hashes a near-duplicate's edit replaces
 MASK64 = (1 << 64) - 1
 
@@ -129,7 +128,7 @@ def populate(
         arts, revs, segs = [], [], []
         for i in range(start, stop):
             sh = _signed(rng.getrandbits(64))
-            seg = tuple(rng.getrandbits(SEGMENT_BITS) for _ in range(seg_counts[i % len(texts)]))
+            seg = tuple(_signed(rng.getrandbits(64)) for _ in range(seg_counts[i % len(texts)]))
             history.simhashes.append(sh)
             history.segments.append(seg)
             b = bands(sh)
@@ -199,12 +198,12 @@ def make_queries(
         seg = list(history.segments[i])
         # An edit changes the segment hashes around it: a few of them.
         for j in rng.sample(range(len(seg)), min(len(seg), EDITED_SEGMENTS)):
-            seg[j] = rng.getrandbits(SEGMENT_BITS)
+            seg[j] = _signed(rng.getrandbits(64))
         near.append((_signed(sh), tuple(seg)))
         miss.append(
             (
                 _signed(rng.getrandbits(64)),
-                tuple(rng.getrandbits(SEGMENT_BITS) for _ in range(len(history.segments[i]))),
+                tuple(_signed(rng.getrandbits(64)) for _ in range(len(history.segments[i]))),
             )
         )
     return {"near": near, "miss": miss}
@@ -217,6 +216,7 @@ def measure_feedd(
     from feedd.config import load_config
 
     app = build(load_config(None, env={}, overrides={"database.url": url}))
+    need = app.config.match.min_shared_segments  # as the ingester asks
     out: dict[str, Any] = {}
     try:
         for kind, items in queries.items():
@@ -226,12 +226,14 @@ def measure_feedd(
             with app.store.lookup() as tx:
                 # The first queries warm the page cache and the statement caches.
                 for sh, seg in items[:50]:
-                    tx.candidates(dataclasses.replace(template, simhash=sh, segments=seg), k)
+                    tx.candidates(
+                        dataclasses.replace(template, simhash=sh, segments=seg), k, min_shared=need
+                    )
                 for sh, seg in items:
                     fp = dataclasses.replace(template, simhash=sh, segments=seg)
                     c0 = time.thread_time()
                     t0 = time.perf_counter()
-                    result = tx.candidates(fp, k)
+                    result = tx.candidates(fp, k, min_shared=need)
                     times.append(time.perf_counter() - t0)
                     cpu.append(time.thread_time() - c0)
                     found += len(result)

@@ -40,7 +40,7 @@ class IngestConfig:
     max_line_bytes: int = 1024 * 1024
     max_category_chars: int = 24
     follow_symlinks: bool = False
-    backfill_batch: int = 200  # dumps per transaction in `feedd backfill`
+    backfill_batch: int = 500  # dumps per transaction in `feedd backfill`
 
 
 @dataclass(frozen=True)

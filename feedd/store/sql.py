@@ -110,7 +110,7 @@ class SqlStore:
                 trans.rollback()
 
     @contextmanager
-    def batch(self, dumps: int, seconds: float = 1.0) -> Iterator[None]:
+    def batch(self, dumps: int, seconds: float = 2.0) -> Iterator[None]:
         """Group the dumps ingested inside into transactions of up to ``dumps``
         dumps or ``seconds`` seconds, whichever comes first.
 
