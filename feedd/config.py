@@ -41,6 +41,7 @@ class IngestConfig:
     max_category_chars: int = 24
     follow_symlinks: bool = False
     backfill_batch: int = 500  # dumps per transaction in `feedd backfill`
+    prepare_ahead: bool = True  # backfill: a helper process fingerprints ahead (2+ CPUs)
 
 
 @dataclass(frozen=True)

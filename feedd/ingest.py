@@ -6,11 +6,17 @@ transaction: either every line of it is recorded, or none is.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import logging
+import multiprocessing
+import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +24,9 @@ from typing import Any
 
 from feedd.config import Config
 from feedd.core.decide import Decision, ExactMatch, Kind, decide
-from feedd.core.fingerprint import Fingerprint, TextKey, fingerprint, text_key
-from feedd.core.parse import ParsedDump, ParseLimits, parse_dump
+from feedd.core.fingerprint import Fingerprint, FingerprintSettings, TextKey, fingerprint, text_key
+from feedd.core.parse import ParseLimits
+from feedd.core.prepare import PreparedDump, prepare
 from feedd.core.text import hex64
 from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
 from feedd.errors import DumpVanished, InvalidDump
@@ -64,6 +71,81 @@ class IngestResult:
         return d
 
 
+@dataclass(frozen=True)
+class DumpBytes:
+    """One dump to ingest: its bytes, or why they could not be read."""
+
+    name: str
+    data: bytes
+    observed_at: datetime
+    content_hash: str | None = None
+    path: Path | None = None
+    error: str | None = None  # unreadable: recorded as rejected, with this reason
+    size: int = 0  # of an unreadable file
+
+
+# A backfill hands parsing and fingerprinting of the next dumps to a second
+# process (ingest.prepare_ahead) once this many dumps have gone by: small
+# backfills do not pay for starting it.
+PREPARE_AFTER = 64
+# Dumps go to the helper in groups: every task wakes the executor's thread in
+# this process, whose GIL hand-offs slowed each database call ~3x when tasks
+# were single dumps.
+GROUP = 16  # dumps per task
+GROUP_BYTES = 8 << 20  # and at most this many bytes per task
+IN_FLIGHT = 3  # tasks prepared ahead of the group being written
+
+_SEEN: set[int] = set()  # in the preparing process: keys of texts it fingerprinted
+
+
+def _prepare_ahead(
+    group: list[bytes], limits: ParseLimits, settings: FingerprintSettings
+) -> list[Mapping[int, Fingerprint]]:
+    # Only the fingerprints go back: parsing again in the ingester costs less
+    # than pickling the parsed dump across.
+    if len(_SEEN) > 1_000_000:
+        _SEEN.clear()
+    out: list[Mapping[int, Fingerprint]] = []
+    for data in group:
+        try:
+            out.append(prepare(data, limits, settings, _SEEN).fingerprints)
+        except InvalidDump:
+            out.append({})  # the ingester parses it too, and records why it failed
+    return out
+
+
+def _groups(items: Iterable[DumpBytes]) -> Iterator[list[DumpBytes]]:
+    group: list[DumpBytes] = []
+    size = 0
+    for item in items:
+        group.append(item)
+        size += len(item.data)
+        if len(group) >= GROUP or size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+class _Preparer:
+    """One helper process that prepares dumps while the ingester writes."""
+
+    def __init__(self, limits: ParseLimits, settings: FingerprintSettings) -> None:
+        self.limits = limits
+        self.settings = settings
+        # fork: the child starts with feedd already imported (spawn would
+        # import numpy and friends again, ~0.5 s).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        self.pool = ProcessPoolExecutor(1, mp_context=context)
+
+    def submit(self, group: list[bytes]) -> Future[list[Mapping[int, Fingerprint]]]:
+        return self.pool.submit(_prepare_ahead, group, self.limits, self.settings)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def article_uid(fp: Fingerprint, content_hash: str, line: int) -> str:
     return str(uuid.uuid5(ARTICLE_NAMESPACE, f"{hex64(fp.simhash)}|{content_hash}|{line}"))
 
@@ -91,28 +173,101 @@ class Ingester:
                 )
             except InvalidDump as exc:
                 yield self.reject(path, exc.reason)
-        for dump in sorted(stats, key=order_key):
+        yield from self.ingest_many(self._read_all(sorted(stats, key=order_key)))
+
+    def _read_all(self, dumps: Iterable[DumpFile]) -> Iterator[DumpBytes]:
+        for dump in dumps:
+            observed = self._observed(dump)
             try:
-                yield self.ingest_file(dump)
+                data, digest = self._read(dump)
             except DumpVanished:
                 # Gone between listing and reading: nothing to record or set aside.
                 log.info("%s vanished before it was read; skipped", dump.name)
+                continue
+            except InvalidDump as exc:
+                yield DumpBytes(
+                    dump.name, b"", observed, path=dump.path, error=exc.reason, size=dump.size
+                )
+                continue
+            yield DumpBytes(dump.name, data, observed, content_hash=digest, path=dump.path)
+
+    def ingest_many(self, dumps: Iterable[DumpBytes]) -> Iterator[IngestResult]:
+        """Ingest dumps in order, yielding each result.
+
+        Past the first PREPARE_AFTER dumps (with ingest.prepare_ahead), a helper
+        process fingerprints the next groups of dumps while this one runs the
+        database work: on 2 cores that takes most of a new text's cost off the
+        writing path (docs/performance.md).
+        """
+        items = iter(dumps)
+        # One core would only be shared between the two processes.
+        ahead = self.config.ingest.prepare_ahead and (os.cpu_count() or 1) > 1
+        for dump in itertools.islice(items, PREPARE_AFTER if ahead else None):
+            yield self._ingest_one(dump, None)
+        first = next(items, None)
+        if first is None:
+            return
+        preparer = _Preparer(self.limits, self.config.fingerprint)
+        try:
+            pending: deque[tuple[list[DumpBytes], Future[list[Mapping[int, Fingerprint]]]]]
+            pending = deque()
+            for group in _groups(itertools.chain([first], items)):
+                readable = [dump.data for dump in group if dump.error is None]
+                pending.append((group, preparer.submit(readable)))
+                while len(pending) > IN_FLIGHT:
+                    yield from self._ingest_group(*pending.popleft())
+            while pending:
+                yield from self._ingest_group(*pending.popleft())
+        finally:
+            preparer.close()
+
+    def _ingest_group(
+        self, group: list[DumpBytes], future: Future[list[Mapping[int, Fingerprint]]]
+    ) -> Iterator[IngestResult]:
+        prepared = iter(future.result())
+        for dump in group:
+            yield self._ingest_one(dump, next(prepared) if dump.error is None else None)
+
+    def _ingest_one(
+        self, dump: DumpBytes, fingerprints: Mapping[int, Fingerprint] | None
+    ) -> IngestResult:
+        if dump.error is not None:
+            return self.reject(
+                dump.path or Path(dump.name), dump.error, dump.size, dump.observed_at
+            )
+        result = self.ingest_bytes(
+            dump.name,
+            dump.data,
+            dump.observed_at,
+            content_hash=dump.content_hash,
+            fingerprints=fingerprints,
+        )
+        if dump.path is not None:
+            result.path = str(dump.path)
+        return result
+
+    def _observed(self, dump: DumpFile) -> datetime:
+        return dump.mtime_utc if self.config.ingest.observed_time == "mtime" else self.now()
+
+    def _read(self, dump: DumpFile) -> tuple[bytes, str]:
+        return read_dump(
+            dump.path,
+            max_bytes=self.config.ingest.max_dump_bytes,
+            max_line_bytes=self.config.ingest.max_line_bytes,
+        )
 
     def ingest_file(self, dump: DumpFile) -> IngestResult:
-        observed = dump.mtime_utc if self.config.ingest.observed_time == "mtime" else self.now()
+        """One file; raises DumpVanished when it is gone before it could be read."""
+        observed = self._observed(dump)
         try:
-            data, digest = read_dump(
-                dump.path,
-                max_bytes=self.config.ingest.max_dump_bytes,
-                max_line_bytes=self.config.ingest.max_line_bytes,
-            )
+            data, digest = self._read(dump)
         except DumpVanished:
             raise
         except InvalidDump as exc:
             return self.reject(dump.path, exc.reason, dump.size, observed)
-        result = self.ingest_bytes(dump.name, data, observed, content_hash=digest)
-        result.path = str(dump.path)
-        return result
+        return self._ingest_one(
+            DumpBytes(dump.name, data, observed, content_hash=digest, path=dump.path), None
+        )
 
     def reject(
         self, path: Path, reason: str, size: int = 0, observed: datetime | None = None
@@ -130,13 +285,18 @@ class Ingester:
         observed_at: datetime,
         *,
         content_hash: str | None = None,
+        fingerprints: Mapping[int, Fingerprint] | None = None,
     ) -> IngestResult:
+        """Ingest one dump's bytes in one transaction. ``fingerprints`` are any
+        already computed for its texts (by norm_hash), e.g. by the helper process."""
         started = time.perf_counter()
         digest = content_hash or hashlib.sha256(data).hexdigest()
         try:
-            parsed = parse_dump(data, self.limits)
+            prepared = prepare(data, self.limits, self.config.fingerprint)
         except InvalidDump as exc:
             return self._record_rejection(name, digest, len(data), observed_at, exc.reason)
+        if fingerprints:
+            prepared = dataclasses.replace(prepared, fingerprints=fingerprints)
         with self.store.ingest_transaction() as tx:
             known = tx.find_dump(name, digest)
             if known is not None:
@@ -147,7 +307,7 @@ class Ingester:
                     reason=known.error,
                     content_hash=digest,
                 )
-            result = self._ingest_parsed(tx, name, digest, len(data), observed_at, parsed)
+            result = self._ingest_parsed(tx, name, digest, len(data), observed_at, prepared)
             result.content_hash = digest
             result.duration_ms = int((time.perf_counter() - started) * 1000)
             assert result.dump_id is not None
@@ -186,8 +346,9 @@ class Ingester:
         digest: str,
         size: int,
         observed_at: datetime,
-        parsed: ParsedDump,
+        prepared: PreparedDump,
     ) -> IngestResult:
+        parsed = prepared.parsed
         match = DUMP_NAME.match(name)
         dump_id, version = tx.add_dump(
             DumpRecord(
@@ -202,14 +363,16 @@ class Ingester:
                 noise_count=len(parsed.noise),
             )
         )
-        keys = [text_key(item.text) for item in parsed.items]
+        keys = prepared.keys
         tx.preload_exact([key.norm_hash for key in keys])
         counts = {Kind.NEW: 0, Kind.REPEAT: 0, Kind.UPDATE: 0}
         rows: list[tuple[Any, ...]] = []
         decisions: list[Decision] = []
         seen_at = tx.timestamp(observed_at)
         for item, key in zip(parsed.items, keys, strict=True):
-            decision, fp, exact = self.classify(tx, item.text, key)
+            decision, fp, exact = self.classify(
+                tx, item.text, key, prepared.fingerprints.get(key.norm_hash)
+            )
             decisions.append(decision)
             if decision.kind is Kind.NEW:
                 assert fp is not None
@@ -263,14 +426,19 @@ class Ingester:
         )
 
     def classify(
-        self, tx: IngestTx, text: str, key: TextKey | None = None
+        self,
+        tx: IngestTx,
+        text: str,
+        key: TextKey | None = None,
+        fp: Fingerprint | None = None,
     ) -> tuple[Decision, Fingerprint | None, ExactMatch | None]:
-        """Exact match first; only a text never seen before pays for a simhash."""
+        """Exact match first; only a text never seen before pays for a simhash
+        (unless a preparing process already computed it: ``fp``)."""
         key = key or text_key(text)
         exact = tx.exact(key, text)
         if exact is not None:
             return decide(None, exact, [], self.config.match), None, exact
-        fp = fingerprint(text, self.config.fingerprint, key)
+        fp = fp or fingerprint(text, self.config.fingerprint, key)
         match = self.config.match
         candidates = tx.candidates(
             fp, match.simhash_k, limit=match.max_candidates, min_shared=match.min_shared_segments

@@ -253,3 +253,53 @@ def test_same_new_item_twice_in_one_dump_is_one_article(make_app: AppFactory) ->
     result = ingest(app, "001_a.txt", text, seed_items()[5], text)
     assert (result.new, result.repeat) == (2, 1)
     assert len(history_of(app)) == 2
+
+
+def test_preparing_ahead_in_a_second_process_changes_nothing(
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 150 dumps: past PREPARE_AFTER, so the helper process prepares most of
+    # them; a dump that does not parse and a file that cannot be read sit
+    # among them, and the same text seen in an earlier run is not re-fingerprinted.
+    from feedd import ingest as ingest_module
+    from feedd.ingest import PREPARE_AFTER
+    from tests.support import generate_stream
+
+    submitted = Counter[str]()
+    real_submit = ingest_module._Preparer.submit
+
+    def submit(self, group: list[bytes]):  # type: ignore[no-untyped-def]
+        submitted["dumps"] += len(group)
+        return real_submit(self, group)
+
+    monkeypatch.setattr(ingest_module._Preparer, "submit", submit)
+
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    for n, (name, data) in enumerate(generate_stream(150)):
+        (folder / name).write_bytes(b"not a dump at all\n" if n == 100 else data)
+    (folder / "120_unreadable.txt").mkdir()  # a folder where a dump should be
+    files = sorted(folder.iterdir())
+    assert len(files) > PREPARE_AFTER + 50
+
+    exports = []
+    for ahead in (False, True):
+        # Inline on the parametrised database; ahead on a SQLite file of its own.
+        where = {"database__url": f"sqlite:///{tmp_path / 'ahead.db'}"} if ahead else {}
+        app = make_app(ingest__prepare_ahead=ahead, **where)
+        results = app.ingester.ingest_paths(files)
+        statuses = Counter(r.status for r in results)
+        assert statuses == {"ingested": 149, "rejected": 2}, statuses
+        exports.append(
+            [
+                (
+                    a.uid,
+                    [r.text for r in a.revisions],
+                    [(s.dump, s.line, s.kind) for s in a.sightings],
+                )
+                for a in app.store.export()
+            ]
+        )
+    assert submitted["dumps"] == 150 - PREPARE_AFTER, "the helper prepared the rest"
+    assert exports[0] == exports[1]
+    assert sum(len(revs) > 1 for _, revs, _ in exports[1]) > 5, "the stream has updates"
