@@ -12,11 +12,13 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +129,12 @@ def _groups(items: Iterable[DumpBytes]) -> Iterator[list[DumpBytes]]:
         yield group
 
 
+def _helper_signals() -> None:
+    # Ctrl-C reaches the whole process group: the ingest process handles it
+    # and shuts the helper down, which must not die first with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Preparer:
     """One helper process that prepares dumps while the ingester writes."""
 
@@ -137,10 +145,34 @@ class _Preparer:
         # import numpy and friends again, ~0.5 s).
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        self.pool = ProcessPoolExecutor(1, mp_context=context)
+        self.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_helper_signals)
+        self.broken = False
 
-    def submit(self, group: list[bytes]) -> Future[list[Mapping[int, Fingerprint]]]:
-        return self.pool.submit(_prepare_ahead, group, self.limits, self.settings)
+    def submit(self, group: list[bytes]) -> Future[list[Mapping[int, Fingerprint]]] | None:
+        if self.broken:
+            return None
+        try:
+            return self.pool.submit(_prepare_ahead, group, self.limits, self.settings)
+        except BrokenProcessPool:
+            self._lost()
+            return None
+
+    def results(
+        self, future: Future[list[Mapping[int, Fingerprint]]] | None, count: int
+    ) -> list[Mapping[int, Fingerprint] | None]:
+        """The group's fingerprints; None each when the helper is gone (the
+        ingester then fingerprints them itself: slower, never different)."""
+        if future is not None:
+            try:
+                return list(future.result())
+            except BrokenProcessPool:
+                self._lost()
+        return [None] * count
+
+    def _lost(self) -> None:
+        if not self.broken:
+            self.broken = True
+            log.warning("the helper process that fingerprints ahead died; continuing without it")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -209,24 +241,30 @@ class Ingester:
             return
         preparer = _Preparer(self.limits, self.config.fingerprint)
         try:
-            pending: deque[tuple[list[DumpBytes], Future[list[Mapping[int, Fingerprint]]]]]
+            pending: deque[tuple[list[DumpBytes], Future[list[Mapping[int, Fingerprint]]] | None]]
             pending = deque()
             for group in _groups(itertools.chain([first], items)):
                 readable = [dump.data for dump in group if dump.error is None]
                 pending.append((group, preparer.submit(readable)))
                 while len(pending) > IN_FLIGHT:
-                    yield from self._ingest_group(*pending.popleft())
+                    yield from self._ingest_group(preparer, *pending.popleft())
             while pending:
-                yield from self._ingest_group(*pending.popleft())
+                yield from self._ingest_group(preparer, *pending.popleft())
         finally:
             preparer.close()
 
     def _ingest_group(
-        self, group: list[DumpBytes], future: Future[list[Mapping[int, Fingerprint]]]
+        self,
+        preparer: _Preparer,
+        group: list[DumpBytes],
+        future: Future[list[Mapping[int, Fingerprint]]] | None,
     ) -> Iterator[IngestResult]:
-        prepared = iter(future.result())
+        readable = [dump for dump in group if dump.error is None]
+        prepared = dict(
+            zip(map(id, readable), preparer.results(future, len(readable)), strict=True)
+        )
         for dump in group:
-            yield self._ingest_one(dump, next(prepared) if dump.error is None else None)
+            yield self._ingest_one(dump, prepared.get(id(dump)))
 
     def _ingest_one(
         self, dump: DumpBytes, fingerprints: Mapping[int, Fingerprint] | None

@@ -303,3 +303,42 @@ def test_preparing_ahead_in_a_second_process_changes_nothing(
     assert submitted["dumps"] == 150 - PREPARE_AFTER, "the helper prepared the rest"
     assert exports[0] == exports[1]
     assert sum(len(revs) > 1 for _, revs, _ in exports[1]) > 5, "the stream has updates"
+
+
+_TASKS = Counter[str]()
+
+
+def _dying_prepare(group, limits, settings):  # type: ignore[no-untyped-def]
+    # Runs in the helper process: it dies on its second task, as if OOM-killed.
+    import os
+
+    from feedd.ingest import _prepare_ahead
+
+    _TASKS["n"] += 1
+    if _TASKS["n"] == 2:
+        os._exit(1)
+    return _prepare_ahead(group, limits, settings)
+
+
+def test_a_helper_that_dies_costs_time_not_results(
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    from feedd import ingest as ingest_module
+    from tests.support import generate_stream
+
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    for name, data in generate_stream(140):
+        (folder / name).write_bytes(data)
+    files = sorted(folder.iterdir())
+    inline = make_app(ingest__prepare_ahead=False)
+    inline.ingester.ingest_paths(files)
+    expected = [(a.uid, [r.text for r in a.revisions]) for a in inline.store.export()]
+
+    monkeypatch.setattr(ingest_module, "_prepare_ahead", _dying_prepare)
+    app = make_app(ingest__prepare_ahead=True, database__url=f"sqlite:///{tmp_path / 'h.db'}")
+    with caplog.at_level("WARNING", logger="feedd.ingest"):
+        results = app.ingester.ingest_paths(files)
+    assert [r.status for r in results] == ["ingested"] * 140
+    assert [(a.uid, [r.text for r in a.revisions]) for a in app.store.export()] == expected
+    assert "helper process" in caplog.text and "died" in caplog.text
