@@ -34,7 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "fingerprint": ("fingerprint.py", ["--items", "2000"], ["--items", "300"]),
     "throughput": (
         "throughput.py",
-        ["--lines", "1000000", "--engine", "both", "--pg-lines", "200000"],
+        ["--lines", "1000000", "--engine", "both"],
         ["--lines", "30000", "--slice", "10000", "--engine", "both", "--baseline-lines", "10000"],
     ),
     "lookup": (
