@@ -21,8 +21,9 @@ import click
 
 from feedd.app import App, build
 from feedd.config import Config, load_config
+from feedd.core.decide import Decision, Item
 from feedd.core.diff import inline_diff
-from feedd.core.fingerprint import fingerprint
+from feedd.core.fingerprint import text_key
 from feedd.core.parse import parse_dump
 from feedd.core.text import hex64
 from feedd.dumpfiles import list_dumps
@@ -301,57 +302,96 @@ def explain(path_or_text: str, as_json: bool) -> None:
             raise FeeddError(f"{path}: {exc.reason}") from None
     else:
         texts = [(0, path_or_text)]
-    reports: list[dict[str, Any]] = []
     settings = app.config.match
     with app.store.lookup() as tx:
-        for line, text in texts:
-            decision, fp, _ = app.ingester.classify(tx, text)
-            fp = fp or fingerprint(text, app.config.fingerprint)
-            reports.append(
-                {
-                    "line": line or None,
-                    "simhash": hex64(fp.simhash),
-                    "normalized_chars": len(fp.normalized),
-                    "segments": len(fp.segments),
-                    "decision": decision.kind.value,
-                    "article": _uid(app, decision.article_id),
-                    "reason": decision.reason,
-                    "thresholds": {
-                        "simhash_k": settings.simhash_k,
-                        "verify_threshold": settings.verify_threshold,
-                        "shingle_size": settings.shingle_size,
-                    },
-                    "candidates": [
-                        {
-                            "article": _uid(app, s.article_id),
-                            "revision": s.revision_number,
-                            "distance": s.distance,
-                            "shared_segments": s.shared_segments,
-                            "containment": s.containment,
-                            "jaccard": s.jaccard,
-                            "accepted": s.accepted,
-                        }
-                        for s in decision.scores
-                    ],
-                }
-            )
+        # A dump is decided as a whole, as ingest does: lines claim articles.
+        items, decisions = app.ingester.decide(
+            tx, [(line, text, text_key(text)) for line, text in texts]
+        )
+        reports = [_explain_report(app, item, d) for item, d in zip(items, decisions, strict=True)]
     if as_json:
         _echo_json(reports)
         return
     for r in reports:
         where = f"line {r['line']}: " if r["line"] else ""
+        recut = f", re-cut {r['recut']}" if r["recut"] else ""
         click.echo(
-            f"{where}{r['decision']} {r['article'] or ''} — {r['reason']} "
-            f"(simhash {r['simhash']}, {r['segments']} segments, k={settings.simhash_k}, "
+            f"{where}{r['decision']} {r['article'] or ''} — {r['reason']}{recut} "
+            f"(simhash {r['simhash'] or '-'}, {r['segments']} segments, k={settings.simhash_k}, "
             f"threshold {settings.verify_threshold})"
         )
         for c in r["candidates"]:
-            mark = "accept" if c["accepted"] else "reject"
+            mark = "excluded" if c["excluded"] else ("accept" if c["accepted"] else "reject")
+            extra = f", re-cut {c['recut']}" if c["recut"] else ""
+            extra += f", veto: {c['veto']}" if c["veto"] else ""
             click.echo(
-                f"    {mark} {c['article']} r{c['revision']}: distance {c['distance']}, "
-                f"shared segments {c['shared_segments']}, containment {c['containment']:.3f}, "
-                f"jaccard {c['jaccard']:.3f}"
+                f"    {mark} {c['article']} r{c['revision']}: rarity evidence {c['evidence']:.2f}"
+                f" from {c['shared_segments']} shared segments, distance {c['distance']}, "
+                f"containment {c['containment']:.3f}, weighted {c['weighted']:.3f}{extra}"
             )
+            if c["shared"]:
+                shared = ", ".join(f"{s['text']}×{s['weight']:.2f}" for s in c["shared"][:6])
+                click.echo(f"        rarest shared: {shared}")
+
+
+def _explain_report(app: App, item: Item, decision: Decision) -> dict[str, Any]:
+    settings = app.config.match
+    fp = item.fingerprint
+    return {
+        "line": item.line or None,
+        "simhash": hex64(fp.simhash) if fp else None,
+        "normalized_chars": len(item.text.normalized) if item.text else None,
+        "segments": len(fp.segments) if fp else 0,
+        "decision": decision.kind.value,
+        "action": decision.action.value,
+        "article": _uid(app, decision.article_id),
+        "reason": decision.reason,
+        "recut": decision.recut,
+        "thresholds": {
+            "simhash_k": settings.simhash_k,
+            "verify_threshold": settings.verify_threshold,
+            "shingle_size": settings.shingle_size,
+            "boilerplate_df": settings.boilerplate_df,
+            "min_evidence": settings.min_evidence,
+        },
+        "candidates": [
+            {
+                "article": _uid(app, s.article_id),
+                "revision": s.revision_number,
+                "distance": s.distance,
+                "shared_segments": s.shared_segments,
+                "evidence": s.evidence,
+                "containment": s.containment,
+                "weighted": s.weighted,
+                "recut": s.recut,
+                "veto": s.veto,
+                "accepted": s.accepted,
+                "excluded": s.excluded,
+                "shared": [
+                    {"text": text, "articles": df, "weight": round(w, 4)}
+                    for text, df, w in _shared_rarity(item, s.article_id)
+                ],
+            }
+            for s in decision.scores
+        ],
+    }
+
+
+def _shared_rarity(item: Item, article_id: int) -> list[tuple[str, int, float]]:
+    """The rare segments an item shares with a candidate, rarest first: their
+    text, how many other articles and lines hold them, and their weight."""
+    from feedd.core.rarity import weight
+
+    cand = next((c for c in item.candidates if c.article_id == article_id), None)
+    if cand is None or item.text is None:
+        return []
+    where = dict(zip(item.text.hashes, item.text.positions, strict=True))
+    k = _state().app().config.fingerprint.segment_chars
+    out = []
+    for h, others in cand.rarity:
+        pos = where.get(h, 0)
+        out.append((item.text.compact[pos : pos + k], others, weight(others)))
+    return sorted(out, key=lambda t: (-t[2], t[0]))
 
 
 def _is_file(path: Path) -> bool:

@@ -123,6 +123,8 @@ _POSITIVE = {
     "server.threads",
     "match.shingle_size",
     "match.min_shared_segments",
+    "match.boilerplate_df",
+    "match.lookup_segments",
     "fingerprint.feature_ngram",
     "fingerprint.max_segments",
     "fingerprint.segment_chars",
@@ -265,6 +267,8 @@ def _check_semantics(config: Config) -> None:
         )
     if not 0.0 < config.match.verify_threshold <= 1.0:
         raise ConfigError("config: match.verify_threshold must be in (0, 1]")
+    if not config.match.min_evidence >= 0.0:  # also refuses nan
+        raise ConfigError("config: match.min_evidence must be a number >= 0")
     host, sep, port = config.server.listen.rpartition(":")
     if config.server.listen and (not sep or not host or not port.isdigit()):
         raise ConfigError(

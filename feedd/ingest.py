@@ -16,7 +16,7 @@ import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from feedd.config import Config
-from feedd.core.decide import Decision, ExactMatch, Kind, decide
-from feedd.core.fingerprint import Fingerprint, FingerprintSettings, TextKey, fingerprint, text_key
+from feedd.core.decide import Action, Candidate, Decision, Item, Kind, claim_exact, decide_dump
+from feedd.core.fingerprint import Fingerprint, FingerprintSettings, TextKey, fingerprint
 from feedd.core.parse import ParseLimits
 from feedd.core.prepare import PreparedDump, prepare
+from feedd.core.rarity import dump_counts, lookup_segments, others_count, weight
 from feedd.core.text import hex64
+from feedd.core.verify import Text
 from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
 from feedd.errors import DumpVanished, InvalidDump
 from feedd.store.sql import DumpRecord, IngestTx, SqlStore
@@ -402,39 +404,18 @@ class Ingester:
             )
         )
         keys = prepared.keys
-        tx.preload_exact([key.norm_hash for key in keys])
+        items, decisions = self.decide(
+            tx,
+            [(item.line, item.text, key) for item, key in zip(parsed.items, keys, strict=True)],
+            prepared.fingerprints,
+        )
         counts = {Kind.NEW: 0, Kind.REPEAT: 0, Kind.UPDATE: 0}
         rows: list[tuple[Any, ...]] = []
-        decisions: list[Decision] = []
         seen_at = tx.timestamp(observed_at)
-        for item, key in zip(parsed.items, keys, strict=True):
-            decision, fp, exact = self.classify(
-                tx, item.text, key, prepared.fingerprints.get(key.norm_hash)
+        for item, key, matched, decision in zip(parsed.items, keys, items, decisions, strict=True):
+            article_id, revision_id = self._apply(
+                tx, decision, matched, item.text, digest, dump_id, observed_at
             )
-            decisions.append(decision)
-            if decision.kind is Kind.NEW:
-                assert fp is not None
-                article_id, revision_id = tx.create_article(
-                    article_uid(fp, digest, item.line),
-                    fp,
-                    item.text,
-                    observed_at,
-                    dump_id,
-                    item.line,
-                )
-            else:
-                assert decision.article_id is not None
-                article_id = decision.article_id
-                if decision.revision_id is None:
-                    assert fp is not None
-                    revision_id, _ = tx.add_revision(
-                        article_id, fp, item.text, observed_at, dump_id, item.line
-                    )
-                else:
-                    revision_id = decision.revision_id
-                    if decision.kind is Kind.UPDATE:
-                        assert exact is not None
-                        tx.restore_revision(article_id, exact.revision_number, observed_at)
             counts[decision.kind] += 1
             rows.append(
                 (
@@ -446,6 +427,7 @@ class Ingester:
                     seen_at,
                     item.category[:64] if item.category else None,
                     item.date,
+                    len(key.normalized),
                 )
             )
         tx.add_sightings(rows)
@@ -463,25 +445,136 @@ class Ingester:
             decisions=decisions,
         )
 
-    def classify(
+    def _apply(
         self,
         tx: IngestTx,
-        text: str,
-        key: TextKey | None = None,
-        fp: Fingerprint | None = None,
-    ) -> tuple[Decision, Fingerprint | None, ExactMatch | None]:
-        """Exact match first; only a text never seen before pays for a simhash
-        (unless a preparing process already computed it: ``fp``)."""
-        key = key or text_key(text)
-        exact = tx.exact(key, text)
-        if exact is not None:
-            return decide(None, exact, [], self.config.match), None, exact
-        fp = fp or fingerprint(text, self.config.fingerprint, key)
-        match = self.config.match
-        candidates = tx.candidates(
-            fp, match.simhash_k, limit=match.max_candidates, min_shared=match.min_shared_segments
+        decision: Decision,
+        item: Item,
+        raw: str,
+        digest: str,
+        dump_id: int,
+        observed_at: datetime,
+    ) -> tuple[int, int]:
+        """Carry out one decision; returns (article id, revision id) of the sighting."""
+        fp = item.fingerprint
+        if decision.action is Action.CREATE:
+            assert fp is not None
+            return tx.create_article(
+                article_uid(fp, digest, item.line), fp, raw, observed_at, dump_id, item.line
+            )
+        article_id = decision.article_id
+        assert article_id is not None
+        if decision.action is Action.SIGHT:
+            assert decision.revision_id is not None
+            return article_id, decision.revision_id
+        if decision.action is Action.RESTORE:
+            assert decision.revision_id is not None
+            restored = tx.exact_text(decision.revision_id) or raw
+            current = tx.current_texts([article_id])[article_id][2]
+            number = next(
+                m.revision_number for m in item.exact if m.revision_id == decision.revision_id
+            )
+            tx.restore_revision(
+                article_id,
+                number,
+                observed_at,
+                self._text(current).hashes,
+                self._text(restored).hashes,
+            )
+            return article_id, decision.revision_id
+        previous = next(c for c in item.candidates if c.article_id == article_id).text.hashes
+        assert fp is not None
+        if decision.action is Action.EXTEND:
+            assert decision.revision_id is not None
+            tx.extend_revision(article_id, decision.revision_id, fp, raw, previous)
+            return article_id, decision.revision_id
+        revision_id, _ = tx.add_revision(
+            article_id, fp, raw, observed_at, dump_id, item.line, previous
         )
-        return decide(fp, None, candidates, match), fp, None
+        return article_id, revision_id
+
+    def _text(self, raw: str, normalized: str | None = None) -> Text:
+        return Text.of(raw, self.config.fingerprint, self.config.match.shingle_size, normalized)
+
+    def decide(
+        self,
+        tx: IngestTx,
+        lines: Sequence[tuple[int, str, TextKey]],
+        prepared: Mapping[int, Fingerprint] | None = None,
+    ) -> tuple[list[Item], list[Decision]]:
+        """Decide the item lines of one dump, (line, raw text, key) each, as a whole.
+
+        Exact texts need no fingerprint; only the lines they do not claim are
+        fingerprinted (unless ``prepared`` has it, by norm_hash) and looked up.
+        """
+        match = self.config.match
+        tx.preload_exact([key.norm_hash for _, _, key in lines])
+        exact = [tx.exact(key, raw) for _, raw, key in lines]
+        claims = claim_exact(exact)
+        fps: dict[int, Fingerprint] = {}
+        for index, ((_, raw, key), claim) in enumerate(zip(lines, claims, strict=True)):
+            if claim is None:
+                fp = (prepared or {}).get(key.norm_hash)
+                fps[index] = fp or fingerprint(raw, self.config.fingerprint, key)
+        in_dump = dump_counts(fps.values())
+        stored_df = tx.segment_df(h for fp in fps.values() for h in fp.segments)
+        asked = {
+            index: lookup_segments(
+                fp, stored_df, in_dump, match.boilerplate_df, match.lookup_segments
+            )
+            for index, fp in fps.items()
+        }
+        postings = tx.postings(h for hashes in asked.values() for h in hashes)
+        proposed: dict[int, list[tuple[int, float, tuple[tuple[int, int], ...]]]] = {}
+        for index, fp in fps.items():
+            proposed[index] = self._propose(tx, fp, asked[index], postings, stored_df, in_dump)
+        texts = tx.current_texts(aid for rows in proposed.values() for aid, *_ in rows)
+        items: list[Item] = []
+        for index, (line, raw, key) in enumerate(lines):
+            fp = fps.get(index)
+            if fp is None:
+                items.append(Item(line, exact=exact[index]))
+                continue
+            candidates = []
+            for aid, evidence, rarity in proposed[index]:
+                rid, number, stored, sh = texts[aid]
+                candidates.append(
+                    Candidate(
+                        aid, rid, number, self._text(stored), sh, evidence, len(rarity), rarity
+                    )
+                )
+            items.append(
+                Item(line, self._text(raw, key.normalized), fp, exact[index], tuple(candidates))
+            )
+        return items, decide_dump(items, stored_df, in_dump, match)
+
+    def _propose(
+        self,
+        tx: IngestTx,
+        fp: Fingerprint,
+        asked: Sequence[int],
+        postings: Mapping[int, list[int]],
+        stored_df: Mapping[int, int],
+        in_dump: Mapping[int, int],
+    ) -> list[tuple[int, float, tuple[tuple[int, int], ...]]]:
+        """The best articles for one text: (article id, evidence, the shared
+        segments with their rarity), best first. Evidence is the rarity of the segments an
+        article shares with the text; a near simhash proposes an article too."""
+        match = self.config.match
+        evidence: dict[int, float] = {}
+        shared: dict[int, list[tuple[int, int]]] = {}
+        for h in asked:
+            others = others_count(h, stored_df, in_dump, True, True)
+            for aid in postings.get(h, ()):
+                evidence[aid] = evidence.get(aid, 0.0) + weight(others)
+                shared.setdefault(aid, []).append((h, others))
+        need = max(1, min(match.min_shared_segments, len(fp.segments)))
+        near = tx.near(fp, match.simhash_k)
+        found = {aid for aid, hs in shared.items() if len(hs) >= need} | set(near)
+        ranked = sorted(found, key=lambda aid: (-evidence.get(aid, 0.0), near.get(aid, 64), -aid))[
+            : match.max_candidates
+        ]
+        return [(aid, evidence.get(aid, 0.0), tuple(shared.get(aid, ()))) for aid in ranked]
 
     def _record_rejection(
         self, name: str, digest: str, size: int, observed_at: datetime, reason: str

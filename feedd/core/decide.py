@@ -1,24 +1,45 @@
-"""The new / repeat / update decision, over plain data.
+"""The new / repeat / update decision for a whole dump, over plain data.
 
-The ingest service looks up, in the store:
+A dump is decided as a whole, because a listing shows each article at most
+once:
 
-1. a revision whose normalised text is exactly the item's (``exact``), and
-2. near-duplicate *candidates*: revisions whose simhash is within ``k`` bits,
-   or that share a leading segment hash with the item.
+1. **Exact texts claim first.** A line whose normalised text is a stored
+   revision's claims that article (a ``repeat`` of its current revision, or an
+   ``update`` back to an older one).
+2. **Everything else is scored**, each line against its candidate articles
+   (``feedd.core.verify``), with the rarity of shared text measured over the
+   stored articles *and* the other lines of this dump.
+3. **Greedy assignment, surest first.** Accepted (line, article) pairs are
+   taken by strength (a re-cut first, then weighted containment); a line takes
+   at most one article and an article at most one line. An article already
+   claimed is excluded for every other line of the dump: two articles shown in
+   one dump are different, whatever their texts share.
+4. Lines left over are **new** articles.
 
-``decide`` then verifies each candidate on the text itself and picks one.
-Candidates only propose; the text disposes: two articles that share an opening
-heading or a boilerplate sentence share a segment, but their shingles do not
-overlap enough to pass verification, so they never merge.
+Each ``Decision`` carries its action, so the writer never works it out again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from feedd.core.fingerprint import Fingerprint, hamming, shingle_codes
+from feedd.core.fingerprint import Fingerprint, hamming
+from feedd.core.verify import MatchSettings, PairScore, Text, score_pair
+
+__all__ = [
+    "Action",
+    "Candidate",
+    "Decision",
+    "ExactMatch",
+    "Item",
+    "Kind",
+    "MatchSettings",
+    "Score",
+    "claim_exact",
+    "decide_dump",
+]
 
 
 class Kind(StrEnum):
@@ -27,30 +48,27 @@ class Kind(StrEnum):
     UPDATE = "update"
 
 
-@dataclass(frozen=True)
-class MatchSettings:
-    """Thresholds of the matcher; defaults chosen by bench/detection (docs/detection.md)."""
-
-    simhash_k: int = 3  # candidate radius in bits (the band index supports <= 3)
-    verify_threshold: float = 0.8  # aligned containment needed to merge
-    shingle_size: int = 3
-    min_shingles: int = 12  # shorter texts merge only on exact normalised text
-    prefix_slack: float = 0.15  # how far past the shorter text's length to look
-    max_candidates: int = 16  # verify at most this many, best first
-    min_shared_segments: int = 2  # a candidate by segments alone must share this many
+class Action(StrEnum):
+    CREATE = "create"  # a new article with its first revision
+    SIGHT = "sight"  # the current revision, shown exactly or at another cut
+    EXTEND = "extend"  # the current revision, shown longer: it keeps the longer text
+    RESTORE = "restore"  # an older revision's exact text: it becomes current again
+    REVISE = "revise"  # a new revision of a known article
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored revision proposed as the item's article."""
+    """A stored article proposed for an item, with its current revision."""
 
     article_id: int
     revision_id: int
     revision_number: int
-    is_current: bool
-    compact: str
+    text: Text
     simhash: int
+    evidence: float = 0.0  # rarity of the segments it shares with the item
     shared_segments: int = 0
+    # (segment hash, other articles and lines holding it) of each shared segment
+    rarity: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,115 +80,187 @@ class ExactMatch:
 
 
 @dataclass(frozen=True)
+class Item:
+    """One item line of the dump, with what the store found for it."""
+
+    line: int
+    text: Text | None = None  # None when an exact match is certain to claim it
+    fingerprint: Fingerprint | None = None
+    exact: tuple[ExactMatch, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True)
 class Score:
-    """Why a candidate was or was not accepted (shown by ``feedd explain``)."""
+    """Why a candidate was or was not taken (shown by ``feedd explain``)."""
 
     article_id: int
     revision_number: int
     distance: int
     shared_segments: int
+    evidence: float
     containment: float
-    jaccard: float
+    weighted: float
+    recut: str | None
+    veto: str | None
     accepted: bool
+    excluded: bool = False  # another line of this dump showed the article
 
 
 @dataclass(frozen=True)
 class Decision:
     kind: Kind
+    action: Action
     article_id: int | None  # None: create a new article
-    revision_id: int | None  # an existing revision to sight; None: create one
+    revision_id: int | None  # the revision sighted; None: the one this decision creates
     reason: str
     scores: tuple[Score, ...] = field(default=())
+    recut: str | None = None
 
 
-def similarity(a: str, b: str, settings: MatchSettings) -> tuple[float, float]:
-    """(aligned containment, jaccard) of two compact texts.
-
-    A listing cuts texts at different lengths, so compare the shorter text with
-    the same-length prefix of the longer one (plus some slack for inserted
-    clauses) and ask how much of the shorter is contained there. Jaccard over
-    the whole texts is reported as a second opinion.
-    """
-    size = settings.shingle_size
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    short_codes = shingle_codes(short, size)
-    if not len(short_codes):
-        return 0.0, 0.0
-    # Python sets of the integer codes: for a few hundred shingles, building
-    # them and intersecting in C beats numpy's sort-based set operations.
-    s_short = set(short_codes.tolist())
-    long_codes = shingle_codes(long_, size)
-    # The window's shingles are the long text's first (window - size + 1).
-    window = int(len(short) * (1 + settings.prefix_slack)) + 1
-    s_window = set(long_codes[:window].tolist())
-    s_long = set(long_codes.tolist())
-    common = len(s_short & s_long)
-    union = len(s_short) + len(s_long) - common
-    return len(s_short & s_window) / len(s_short), (common / union if union else 0.0)
+def claim_exact(exact: Sequence[Sequence[ExactMatch]]) -> list[ExactMatch | None]:
+    """Which exact match each line claims, in line order: the current revision
+    of an article before an older one, an article no earlier line claimed."""
+    claimed: set[int] = set()
+    out: list[ExactMatch | None] = []
+    for options in exact:
+        pick = None
+        for match in sorted(options, key=lambda m: not m.is_current):
+            if match.article_id not in claimed:
+                pick = match
+                break
+        if pick is not None:
+            claimed.add(pick.article_id)
+        out.append(pick)
+    return out
 
 
-def rank(candidates: Sequence[Candidate], item: Fingerprint) -> list[Candidate]:
-    """Best first: most shared segments, then nearest simhash, then newest article."""
-    return sorted(
-        candidates,
-        key=lambda c: (-c.shared_segments, hamming(c.simhash, item.simhash), -c.article_id),
+def _exact_decision(match: ExactMatch) -> Decision:
+    if match.is_current:
+        return Decision(
+            Kind.REPEAT, Action.SIGHT, match.article_id, match.revision_id, "same normalised text"
+        )
+    return Decision(
+        Kind.UPDATE,
+        Action.RESTORE,
+        match.article_id,
+        match.revision_id,
+        f"text changed back to revision {match.revision_number}",
     )
 
 
-def decide(
-    item: Fingerprint | None,
-    exact: ExactMatch | None,
-    candidates: Sequence[Candidate],
+def decide_dump(
+    items: Sequence[Item],
+    stored_df: Mapping[int, int],
+    in_dump: Mapping[int, int],
+    settings: MatchSettings,
+) -> list[Decision]:
+    """Decide every item line of one dump (see the module docstring).
+
+    ``stored_df``: segment hash -> stored articles containing it (for the
+    hashes looked up); ``in_dump``: segment hash -> lines of this dump, among
+    those not claimed exactly, that contain it."""
+    claims = claim_exact([item.exact for item in items])
+    claimed = {c.article_id for c in claims if c is not None}
+    decisions: list[Decision | None] = [
+        _exact_decision(c) if c is not None else None for c in claims
+    ]
+    pairs: list[tuple[tuple[float, float, int, int, int], int, Candidate, PairScore]] = []
+    scored: dict[int, list[tuple[Candidate, PairScore]]] = {}
+    for index, item in enumerate(items):
+        if decisions[index] is not None:
+            continue
+        if item.text is None or item.fingerprint is None:
+            raise ValueError(f"line {item.line} has no exact claim and no fingerprint")
+        rows = scored.setdefault(index, [])
+        for cand in item.candidates[: settings.max_candidates]:
+            result = score_pair(item.text, cand.text, stored_df, in_dump, settings)
+            rows.append((cand, result))
+            if result.accepted and cand.article_id not in claimed:
+                distance = hamming(cand.simhash, item.fingerprint.simhash)
+                # Surest first; then the earlier line, the nearer fingerprint,
+                # the newer article: fixed order, so the outcome is deterministic.
+                key = (-result.strength, -result.containment, index, distance, -cand.article_id)
+                pairs.append((key, index, cand, result))
+    taken: dict[int, tuple[Candidate, PairScore]] = {}
+    for _, index, cand, result in sorted(pairs, key=lambda p: p[0]):
+        if index in taken or cand.article_id in claimed:
+            continue
+        taken[index] = (cand, result)
+        claimed.add(cand.article_id)
+    out: list[Decision] = []
+    for index, item in enumerate(items):
+        decision = decisions[index]
+        if decision is not None:
+            out.append(decision)
+            continue
+        assert item.fingerprint is not None
+        chosen = taken.get(index)
+        mine = chosen[0].article_id if chosen else None
+        scores = tuple(
+            _score(cand, result, item.fingerprint, excluded=cand.article_id in claimed - {mine})
+            for cand, result in scored.get(index, [])
+        )
+        out.append(_near_decision(chosen, scores, settings))
+    return out
+
+
+def _score(cand: Candidate, result: PairScore, fp: Fingerprint, *, excluded: bool) -> Score:
+    return Score(
+        cand.article_id,
+        cand.revision_number,
+        hamming(cand.simhash, fp.simhash),
+        cand.shared_segments,
+        round(cand.evidence, 3),
+        result.containment,
+        result.weighted,
+        result.recut,
+        result.veto,
+        result.accepted,
+        excluded,
+    )
+
+
+def _near_decision(
+    chosen: tuple[Candidate, PairScore] | None,
+    scores: tuple[Score, ...],
     settings: MatchSettings,
 ) -> Decision:
-    """Classify one item. ``item`` may be None only when ``exact`` is given:
-    an exact repeat needs no fingerprint, which keeps repeats cheap."""
-    if exact is not None:
-        if exact.is_current:
-            return Decision(
-                Kind.REPEAT, exact.article_id, exact.revision_id, "same normalised text"
-            )
+    if chosen is None:
+        if not scores:
+            why = "no candidate"
+        elif any(s.accepted for s in scores):
+            why = "every matching article is shown by another line of this dump"
+        else:
+            why = "no candidate passed verification"
+        return Decision(Kind.NEW, Action.CREATE, None, None, why, scores)
+    cand, result = chosen
+    if result.recut == "shorter":
         return Decision(
-            Kind.UPDATE,
-            exact.article_id,
-            exact.revision_id,
-            f"text changed back to revision {exact.revision_number}",
+            Kind.REPEAT,
+            Action.SIGHT,
+            cand.article_id,
+            cand.revision_id,
+            f"revision {cand.revision_number} cut shorter",
+            scores,
+            recut="shorter",
         )
-    if item is None:
-        raise ValueError("decide() needs the item's fingerprint when there is no exact match")
-    scores: list[Score] = []
-    best: tuple[tuple[float, float, int], Candidate] | None = None
-    for cand in rank(candidates, item)[: settings.max_candidates]:
-        distance = hamming(cand.simhash, item.simhash)
-        containment, jaccard = similarity(item.compact, cand.compact, settings)
-        long_enough = min(len(item.compact), len(cand.compact)) >= settings.min_shingles
-        accepted = long_enough and containment >= settings.verify_threshold
-        scores.append(
-            Score(
-                cand.article_id,
-                cand.revision_number,
-                distance,
-                cand.shared_segments,
-                round(containment, 4),
-                round(jaccard, 4),
-                accepted,
-            )
+    if result.recut == "longer":
+        return Decision(
+            Kind.REPEAT,
+            Action.EXTEND,
+            cand.article_id,
+            cand.revision_id,
+            f"revision {cand.revision_number} shown longer (it keeps the longer text)",
+            scores,
+            recut="longer",
         )
-        if accepted:
-            # Ties: higher containment, then higher jaccard, then the nearer
-            # fingerprint; an earlier (better-ranked) candidate wins a full tie.
-            key = (containment, jaccard, -distance)
-            if best is None or key > best[0]:
-                best = (key, cand)
-    if best is None:
-        why = "no candidate" if not scores else "no candidate passed verification"
-        return Decision(Kind.NEW, None, None, why, tuple(scores))
-    chosen = best[1]
     return Decision(
         Kind.UPDATE,
-        chosen.article_id,
+        Action.REVISE,
+        cand.article_id,
         None,
-        f"near-duplicate of article {chosen.article_id} revision {chosen.revision_number} "
-        f"(containment {best[0][0]:.3f} >= {settings.verify_threshold})",
-        tuple(scores),
+        f"edit of article {cand.article_id} revision {cand.revision_number} "
+        f"(weighted containment {result.weighted:.3f} >= {settings.verify_threshold})",
+        scores,
     )

@@ -34,7 +34,10 @@ class FingerprintSettings:
     max_feature_weight: int = 0  # 0 = no cap; weights are counts otherwise
     segment_chars: int = 10  # k: each segment hash covers this many compact chars
     segment_window: int = 10  # w: winnowing keeps one hash per w consecutive k-grams
-    max_segments: int = 24  # only the leading ones: a listing cuts the end
+    # Segment hashes over the whole text, the first max_segments of them: they
+    # are both the candidate index (per article) and the unit whose document
+    # frequency weighs shared text by its rarity.
+    max_segments: int = 256
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class Fingerprint:
     compact: str
     norm_hash: int  # signed 64-bit hash of the normalised text
     simhash: int  # signed 64-bit simhash (store-friendly)
-    segments: tuple[int, ...]  # signed 64-bit hashes of leading segments
+    segments: tuple[int, ...]  # signed 64-bit winnowed segment hashes, distinct, in text order
+    segment_pos: tuple[int, ...] = ()  # where each segment starts in ``compact``
 
 
 def tokens(normalized: str) -> list[str]:
@@ -167,21 +171,28 @@ def segments(normalized: str, settings: FingerprintSettings) -> tuple[int, ...]:
 
 
 def _segments(text: str, settings: FingerprintSettings) -> tuple[int, ...]:
+    return _segments_at(text, settings)[0]
+
+
+def _segments_at(
+    text: str, settings: FingerprintSettings
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(distinct kept hashes in text order, where each first starts)."""
     k, w = settings.segment_chars, settings.segment_window
     if len(text) < k + w - 1:
-        return (hash64(text),) if text else ()
+        return ((hash64(text),), (0,)) if text else ((), ())
     grams = window_hashes(text, k)
     windows = np.lib.stride_tricks.sliding_window_view(grams, w)
     # The rightmost minimum of each window: a run of equal hashes yields one
     # fingerprint, and consecutive windows usually agree on it.
     at = np.arange(len(windows)) + (w - 1) - np.argmin(windows[:, ::-1], axis=1)
     picked = at[np.concatenate(([True], at[1:] != at[:-1]))]
-    out: dict[int, None] = {}
-    for value in grams[picked].view(np.int64).tolist():
-        out.setdefault(value, None)
+    out: dict[int, int] = {}
+    for value, pos in zip(grams[picked].view(np.int64).tolist(), picked.tolist(), strict=True):
+        out.setdefault(value, pos)
         if len(out) >= settings.max_segments:
             break
-    return tuple(out)
+    return tuple(out), tuple(out.values())
 
 
 def _features_fast(normalized: str, settings: FingerprintSettings) -> Counter[str]:
@@ -204,12 +215,14 @@ def fingerprint(
     key = key or text_key(text)
     norm = key.normalized
     compacted = compact(norm)
+    hashes, positions = _segments_at(compacted, settings)
     return Fingerprint(
         normalized=norm,
         compact=compacted,
         norm_hash=key.norm_hash,
         simhash=to_signed64(simhash64(_features_fast(norm, settings))),
-        segments=_segments(compacted, settings),
+        segments=hashes,
+        segment_pos=positions,
     )
 
 

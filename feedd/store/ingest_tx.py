@@ -17,19 +17,18 @@ the golden file pin that.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from feedd.core.decide import Candidate, ExactMatch
+from feedd.core.decide import ExactMatch
 from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming
-from feedd.core.text import compact, normalize
+from feedd.core.text import normalize
 from feedd.model import DumpInfo
 from feedd.store.schema import dumps
 
-SEGMENT_FANOUT = 32  # rows read per segment hash: boilerplate must not flood lookups
 _MAX_IN = 500  # values per IN (...) list
 
 _FIND_DUMPS = "SELECT id, content_hash, status FROM dumps WHERE name = ?"
@@ -55,23 +54,20 @@ _EXACT = (
     f"SELECT r.norm_hash, r.id, r.article_id, r.number, r.text, {_CURRENT}"
     " FROM revisions r WHERE r.norm_hash IN ({marks}) ORDER BY r.id"
 )
-_NEAR = "SELECT id, simhash FROM revisions WHERE band0 = ? OR band1 = ? OR band2 = ? OR band3 = ?"
-# One round trip for all segment hashes, each capped at SEGMENT_FANOUT rows,
-# counted per revision inside the database: at a million lines the capped
-# rows reach several hundred per text, and only a few revisions share enough.
-_SEGMENT_PART = (
-    f"SELECT * FROM (SELECT revision_id FROM segments WHERE hash = ? LIMIT {SEGMENT_FANOUT})"
-    " AS q{i}"
+# Near simhashes: any revision within the radius proposes its article. Capped:
+# a template's posts can crowd one band.
+_NEAR = (
+    "SELECT article_id, simhash FROM revisions"
+    " WHERE band0 = ? OR band1 = ? OR band2 = ? OR band3 = ? LIMIT 512"
 )
-_SEGMENT_SHARED = (
-    "SELECT g.revision_id, g.shared,"
-    " (SELECT r.simhash FROM revisions r WHERE r.id = g.revision_id)"
-    " FROM (SELECT revision_id, COUNT(*) AS shared"
-    " FROM ({parts}) AS u GROUP BY revision_id HAVING COUNT(*) >= ?) AS g"
-)
-_CANDIDATE_TEXTS = (
-    f"SELECT r.id, r.article_id, r.number, r.text, r.simhash, {_CURRENT}"
-    " FROM revisions r WHERE r.id IN ({marks})"
+_SEGMENT_DF = "SELECT hash, articles FROM segment_df WHERE hash IN ({marks})"
+# Only segments rare enough to be asked (feedd.core.rarity.lookup_segments):
+# their rows are bounded by match.boilerplate_df each.
+_POSTINGS = "SELECT hash, article_id FROM segments WHERE hash IN ({marks})"
+_CURRENT_TEXTS = (
+    "SELECT r.article_id, r.id, r.number, r.text, r.simhash FROM revisions r"
+    " WHERE r.article_id IN ({marks}) AND r.number ="
+    " (SELECT a.current_revision FROM articles a WHERE a.id = r.article_id)"
 )
 _INSERT_ARTICLE = (
     "INSERT INTO articles (uid, current_revision, revision_count, first_seen, updated_at,"
@@ -82,7 +78,17 @@ _INSERT_REVISION = (
     " band2, band3, first_seen, first_dump_id, first_line)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
-_INSERT_SEGMENT = "INSERT INTO segments (hash, revision_id, article_id) VALUES (?, ?, ?)"
+_INSERT_SEGMENT = "INSERT INTO segments (hash, article_id) VALUES (?, ?)"
+_DELETE_SEGMENT = "DELETE FROM segments WHERE hash = ? AND article_id = ?"
+_DF_ADD = (
+    "INSERT INTO segment_df (hash, articles) VALUES (?, 1)"
+    " ON CONFLICT (hash) DO UPDATE SET articles = segment_df.articles + 1"
+)
+_DF_REMOVE = "UPDATE segment_df SET articles = articles - 1 WHERE hash = ?"
+_EXTEND_REVISION = (
+    "UPDATE revisions SET text = ?, norm_hash = ?, simhash = ?, band0 = ?, band1 = ?,"
+    " band2 = ?, band3 = ? WHERE id = ?"
+)
 _REVISION_COUNT = "SELECT revision_count FROM articles WHERE id = ?"
 _SET_REVISION = (
     "UPDATE articles SET revision_count = ?, current_revision = ?, updated_at = ? WHERE id = ?"
@@ -90,19 +96,13 @@ _SET_REVISION = (
 _RESTORE = "UPDATE articles SET current_revision = ?, updated_at = ? WHERE id = ?"
 _INSERT_SIGHTING = (
     "INSERT INTO sightings (dump_id, line, article_id, revision_id, kind, seen_at,"
-    " category, date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " category, date, shown_chars) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 @functools.cache
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
-
-
-@functools.cache
-def _segment_sql(n: int) -> str:
-    parts = " UNION ALL ".join(_SEGMENT_PART.format(i=i) for i in range(n))
-    return _SEGMENT_SHARED.format(parts=parts)
 
 
 @functools.cache
@@ -119,12 +119,6 @@ def _sqlite_timestamp(value: datetime) -> str:
 
 def _pg_timestamp(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
-
-
-@functools.lru_cache(maxsize=4096)
-def compact_text(raw: str) -> str:
-    # Revision texts never change, so their compact form can be reused.
-    return compact(normalize(raw))
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -169,9 +163,10 @@ class IngestTx:
         else:
             self._sql = str
             self.timestamp = _sqlite_timestamp
-        # norm_hash -> (article_id, revision_id, number, raw text), or None
+        # norm_hash -> [(article_id, revision_id, number, raw text)], empty
         # when the database has no such text (so a miss is asked only once).
-        self._exact: dict[int, tuple[int, int, int, str] | None] = {}
+        self._exact: dict[int, list[tuple[int, int, int, str]]] = {}
+        self._df: dict[int, int] = {}  # segment hash -> articles holding it
         self._current: dict[int, int] = {}  # article_id -> current revision number
         self._versions: tuple[str, int] = ("", 0)
 
@@ -245,70 +240,67 @@ class IngestTx:
         wanted = sorted({h for h in hashes if h not in known})
         for chunk in chunks(wanted, _MAX_IN):
             for h in chunk:
-                known[h] = None
+                known[h] = []
             rows = self._run(_EXACT.format(marks=_marks(len(chunk))), chunk).fetchall()
             for h, rid, aid, number, raw, current in rows:
-                if known.get(h) is None:
-                    known[h] = (aid, rid, number, raw)
+                known[h].append((aid, rid, number, raw))
                 self._current.setdefault(aid, current)
 
-    def exact(self, key: TextKey, raw: str) -> ExactMatch | None:
+    def exact(self, key: TextKey, raw: str) -> tuple[ExactMatch, ...]:
+        """Every stored revision with this normalised text (usually none or one)."""
         if key.norm_hash not in self._exact:
             self.preload_exact([key.norm_hash])
-        hit = self._exact.get(key.norm_hash)
-        if hit is None:
-            return None
-        aid, rid, number, stored = hit
-        # The hash only proposes; equal normalised text decides.
-        if stored != raw and normalize(stored) != key.normalized:
-            return None
-        return ExactMatch(aid, rid, number, self._current.get(aid) == number)
+        out = []
+        for aid, rid, number, stored in self._exact[key.norm_hash]:
+            # The hash only proposes; equal normalised text decides.
+            if stored == raw or normalize(stored) == key.normalized:
+                out.append(ExactMatch(aid, rid, number, self._current.get(aid) == number))
+        return tuple(out)
 
-    def candidates(
-        self, fp: Fingerprint, k: int, limit: int = 16, min_shared: int = 1
-    ) -> list[Candidate]:
-        """The best ``limit`` revisions within k bits or sharing ``min_shared``
-        leading segments (all of them, for a text with fewer).
+    def exact_text(self, revision_id: int) -> str | None:
+        for hits in self._exact.values():
+            for _, rid, _, raw in hits:
+                if rid == revision_id:
+                    return raw
+        return None
 
-        Ranking happens before any text is read, so a boilerplate segment
-        shared by thousands of articles costs SEGMENT_FANOUT rows, not thousands.
-        One shared segment is a 10-character coincidence that grows more
-        likely with every stored text; an edited revision of the same article
-        shares most of its segments.
-        """
-        found: dict[int, list[int]] = {}  # revision id -> [shared segments, distance]
-        for rid, sh in self._run(_NEAR, bands(fp.simhash), **self._fresh_plan).fetchall():
+    def segment_df(self, hashes: Iterable[int]) -> dict[int, int]:
+        """Articles holding each segment hash (0: none); cached for the dump."""
+        df = self._df
+        wanted = sorted({h for h in hashes if h not in df})
+        for chunk in chunks(wanted, _MAX_IN):
+            for h in chunk:
+                df[h] = 0
+            rows = self._run(_SEGMENT_DF.format(marks=_marks(len(chunk))), chunk).fetchall()
+            for h, n in rows:
+                df[h] = int(n)
+        return df
+
+    def postings(self, hashes: Iterable[int]) -> dict[int, list[int]]:
+        """Article ids holding each of these (rare) segment hashes."""
+        out: dict[int, list[int]] = {}
+        for chunk in chunks(sorted(set(hashes)), _MAX_IN):
+            rows = self._run(_POSTINGS.format(marks=_marks(len(chunk))), chunk).fetchall()
+            for h, aid in rows:
+                out.setdefault(h, []).append(aid)
+        return out
+
+    def near(self, fp: Fingerprint, k: int) -> dict[int, int]:
+        """Articles with a revision within k bits: article id -> nearest distance."""
+        out: dict[int, int] = {}
+        for aid, sh in self._run(_NEAR, bands(fp.simhash), **self._fresh_plan).fetchall():
             distance = hamming(sh, fp.simhash)
-            if distance <= k:
-                found[rid] = [0, distance]
-        if fp.segments:
-            need = max(1, min(min_shared, len(fp.segments)))
-            params = (*fp.segments, need)
-            # Prepared: planning this union costs ~1 ms, and its plan (a
-            # primary-key lookup per hash) was right from the start.
-            rows = self._run(_segment_sql(len(fp.segments)), params)
-            for rid, shared, sh in rows.fetchall():
-                found.setdefault(rid, [0, hamming(sh, fp.simhash)])[0] = shared
-        if not found:
-            return []
-        best = sorted(found, key=lambda rid: (-found[rid][0], found[rid][1], -rid))[:limit]
-        out: list[Candidate] = []
-        rows = self._run(
-            _CANDIDATE_TEXTS.format(marks=_marks(len(best))), best, **self._fresh_plan
-        ).fetchall()
-        for rid, aid, number, raw, sh, current in rows:
-            current = self._current.get(aid, current)
-            out.append(
-                Candidate(
-                    article_id=aid,
-                    revision_id=rid,
-                    revision_number=number,
-                    is_current=current == number,
-                    compact=compact_text(raw),
-                    simhash=sh,
-                    shared_segments=found[rid][0],
-                )
-            )
+            if distance <= k and distance < out.get(aid, 65):
+                out[aid] = distance
+        return out
+
+    def current_texts(self, article_ids: Iterable[int]) -> dict[int, tuple[int, int, str, int]]:
+        """article id -> (current revision id, its number, its text, its simhash)."""
+        out: dict[int, tuple[int, int, str, int]] = {}
+        for chunk in chunks(sorted(set(article_ids)), _MAX_IN):
+            sql = _CURRENT_TEXTS.format(marks=_marks(len(chunk)))
+            for aid, rid, number, raw, sh in self._run(sql, chunk, **self._fresh_plan).fetchall():
+                out[aid] = (rid, number, raw, sh)
         return out
 
     # writes -----------------------------------------------------------------
@@ -318,16 +310,55 @@ class IngestTx:
         ts = self.timestamp(seen_at)
         aid = self._insert(_INSERT_ARTICLE, (uid, ts, ts, dump_id, line))
         rid = self._insert_revision(aid, 1, fp, raw, ts, dump_id, line)
+        self.replace_segments(aid, (), fp.segments)
         return aid, rid
 
     def add_revision(
-        self, article_id: int, fp: Fingerprint, raw: str, seen_at: datetime, dump_id: int, line: int
+        self,
+        article_id: int,
+        fp: Fingerprint,
+        raw: str,
+        seen_at: datetime,
+        dump_id: int,
+        line: int,
+        previous: Sequence[int],
     ) -> tuple[int, int]:
+        """A new current revision; ``previous``: the segments of the text it replaces."""
         ts = self.timestamp(seen_at)
         number = 1 + int(self._run(_REVISION_COUNT, (article_id,)).fetchone()[0])
         rid = self._insert_revision(article_id, number, fp, raw, ts, dump_id, line)
         self._run(_SET_REVISION, (number, number, ts, article_id))
+        self.replace_segments(article_id, previous, fp.segments)
         return rid, number
+
+    def extend_revision(
+        self, article_id: int, revision_id: int, fp: Fingerprint, raw: str, previous: Sequence[int]
+    ) -> None:
+        """The current revision shown longer: it keeps the longer text (same number)."""
+        self._run(
+            _EXTEND_REVISION, (raw, fp.norm_hash, fp.simhash, *bands(fp.simhash), revision_id)
+        )
+        self.replace_segments(article_id, previous, fp.segments)
+
+    def replace_segments(self, article_id: int, old: Sequence[int], new: Sequence[int]) -> None:
+        """Make the index hold ``new`` for the article instead of ``old``, and keep
+        segment_df counting articles."""
+        old_set, new_set = set(old), set(new)
+        removed = [h for h in old if h not in new_set]
+        added = [h for h in new if h not in old_set]
+        many = self._cursor.executemany
+        if removed:
+            many(self._sql(_DELETE_SEGMENT), [(h, article_id) for h in removed])
+            many(self._sql(_DF_REMOVE), [(h,) for h in removed])
+        if added:
+            many(self._sql(_INSERT_SEGMENT), [(h, article_id) for h in added])
+            many(self._sql(_DF_ADD), [(h,) for h in added])
+        for h in removed:
+            if h in self._df:
+                self._df[h] -= 1
+        for h in added:
+            if h in self._df:
+                self._df[h] += 1
 
     def _insert_revision(
         self,
@@ -344,21 +375,24 @@ class IngestTx:
             _INSERT_REVISION,
             (article_id, number, raw, fp.norm_hash, fp.simhash, b0, b1, b2, b3, ts, dump_id, line),
         )
-        if fp.segments:
-            self._cursor.executemany(
-                self._sql(_INSERT_SEGMENT), [(h, rid, article_id) for h in fp.segments]
-            )
-        if self._exact.get(fp.norm_hash) is None:
-            self._exact[fp.norm_hash] = (article_id, rid, number, raw)
+        self._exact.setdefault(fp.norm_hash, []).append((article_id, rid, number, raw))
         self._current[article_id] = number
         return rid
 
-    def restore_revision(self, article_id: int, number: int, seen_at: datetime) -> None:
+    def restore_revision(
+        self,
+        article_id: int,
+        number: int,
+        seen_at: datetime,
+        previous: Sequence[int],
+        restored: Sequence[int],
+    ) -> None:
         self._run(_RESTORE, (number, self.timestamp(seen_at), article_id))
         self._current[article_id] = number
+        self.replace_segments(article_id, previous, restored)
 
     def add_sightings(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Rows of (dump_id, line, article_id, revision_id, kind, seen_at, category, date);
-        seen_at as ``timestamp()`` returned it."""
+        """Rows of (dump_id, line, article_id, revision_id, kind, seen_at, category, date,
+        shown_chars); seen_at as ``timestamp()`` returned it."""
         if rows:
             self._cursor.executemany(self._sql(_INSERT_SIGHTING), rows)

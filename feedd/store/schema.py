@@ -118,12 +118,22 @@ revisions = Table(
     Index("ix_revisions_band3", "band3"),
 )
 
+# The candidate index: the segment hashes of each article's current text, one
+# row per (hash, article) whatever the article's number of revisions.
 segments = Table(
     "segments",
     metadata,
     Column("hash", BigInteger, primary_key=True),
-    Column("revision_id", Integer, ForeignKey("revisions.id"), primary_key=True),
-    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+)
+
+# Document frequency: how many articles' current texts hold each segment hash
+# (the row count of ``segments`` per hash, kept so that rarity is one lookup).
+segment_df = Table(
+    "segment_df",
+    metadata,
+    Column("hash", BigInteger, primary_key=True),
+    Column("articles", Integer, nullable=False),
 )
 
 sightings = Table(
@@ -138,6 +148,9 @@ sightings = Table(
     Column("seen_at", UTCDateTime, nullable=False),
     Column("category", String(64)),
     Column("date", String(16)),
+    # Characters of the normalised text this line showed (a re-cut shows fewer
+    # or more than its revision's text).
+    Column("shown_chars", Integer),
     UniqueConstraint("dump_id", "line", name="uq_sightings_dump_line"),
     Index("ix_sightings_article_id", "article_id"),
 )

@@ -23,10 +23,10 @@ from feedd.errors import DatabaseLocked, StorageError
 from feedd.model import Article, DumpInfo, Revision, Sighting, Totals, UpdateEntry, WorkerInfo
 from feedd.store import migrate
 from feedd.store.engine import WRITE
-from feedd.store.ingest_tx import SEGMENT_FANOUT, IngestTx, chunks, dump_info
+from feedd.store.ingest_tx import IngestTx, chunks, dump_info
 from feedd.store.schema import articles, dumps, revisions, sightings, workers
 
-__all__ = ["SEGMENT_FANOUT", "DumpRecord", "IngestTx", "SqlStore"]
+__all__ = ["DumpRecord", "IngestTx", "SqlStore"]
 
 P = ParamSpec("P")
 _UID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")

@@ -29,7 +29,9 @@ _BATCH = 2000
 
 def upgrade() -> None:
     conn = op.get_bind()
-    settings = FingerprintSettings()
+    # The settings of that time (24 leading segments per revision): 0003
+    # replaces this index, so later defaults must not change what 0002 did.
+    settings = FingerprintSettings(max_segments=24)
     # All at once: segments has no index on revision_id to delete by.
     conn.execute(sa.text("DELETE FROM segments"))
     insert = sa.text(
