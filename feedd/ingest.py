@@ -25,13 +25,29 @@ from pathlib import Path
 from typing import Any
 
 from feedd.config import Config
-from feedd.core.decide import Action, Candidate, Decision, Item, Kind, claim_exact, decide_dump
-from feedd.core.fingerprint import Fingerprint, FingerprintSettings, TextKey, fingerprint
+from feedd.core.decide import (
+    Action,
+    Candidate,
+    Decision,
+    ExactMatch,
+    Item,
+    Kind,
+    claim_exact,
+    claim_recuts,
+    decide_dump,
+)
+from feedd.core.fingerprint import (
+    Fingerprint,
+    FingerprintSettings,
+    TextKey,
+    fingerprint,
+    head_key,
+)
 from feedd.core.parse import ParseLimits
 from feedd.core.prepare import PreparedDump, prepare
 from feedd.core.rarity import dump_counts, lookup_segments, others_count, weight
 from feedd.core.text import hex64
-from feedd.core.verify import Text
+from feedd.core.verify import Opening, Text
 from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
 from feedd.errors import DumpVanished, InvalidDump
 from feedd.store.sql import DumpRecord, IngestTx, SqlStore
@@ -457,6 +473,8 @@ class Ingester:
     ) -> tuple[int, int]:
         """Carry out one decision; returns (article id, revision id) of the sighting."""
         fp = item.fingerprint
+        if fp is None and decision.action is Action.EXTEND:
+            fp = fingerprint(raw, self.config.fingerprint)
         if decision.action is Action.CREATE:
             assert fp is not None
             return tx.create_article(
@@ -474,15 +492,22 @@ class Ingester:
             number = next(
                 m.revision_number for m in item.exact if m.revision_id == decision.revision_id
             )
+            back = self._text(restored)
             tx.restore_revision(
                 article_id,
                 number,
                 observed_at,
                 self._text(current).hashes,
-                self._text(restored).hashes,
+                back.hashes,
+                head_key(back.compact),
             )
             return article_id, decision.revision_id
-        previous = next(c for c in item.candidates if c.article_id == article_id).text.hashes
+        chosen = item.recut_of[0] if item.recut_of else None
+        for cand in item.candidates:
+            if cand.article_id == article_id:
+                chosen = cand
+        assert chosen is not None
+        previous = chosen.text.hashes
         assert fp is not None
         if decision.action is Action.EXTEND:
             assert decision.revision_id is not None
@@ -511,11 +536,11 @@ class Ingester:
         tx.preload_exact([key.norm_hash for _, _, key in lines])
         exact = [tx.exact(key, raw) for _, raw, key in lines]
         claims = claim_exact(exact)
+        recuts = self._recuts(tx, lines, claims)
         fps: dict[int, Fingerprint] = {}
-        for index, ((_, raw, key), claim) in enumerate(zip(lines, claims, strict=True)):
-            if claim is None:
-                fp = (prepared or {}).get(key.norm_hash)
-                fps[index] = fp or fingerprint(raw, self.config.fingerprint, key)
+        for index, (_, raw, key) in enumerate(lines):
+            if claims[index] is None and recuts[index] is None:
+                fps[index] = self._fingerprint(raw, key, prepared)
         in_dump = dump_counts(fps.values())
         stored_df = tx.segment_df(h for fp in fps.values() for h in fp.segments)
         asked = {
@@ -530,11 +555,11 @@ class Ingester:
             proposed[index] = self._propose(tx, fp, asked[index], postings, stored_df, in_dump)
         texts = tx.current_texts(aid for rows in proposed.values() for aid, *_ in rows)
         items: list[Item] = []
-        for index, (line, raw, key) in enumerate(lines):
-            fp = fps.get(index)
-            if fp is None:
-                items.append(Item(line, exact=exact[index]))
+        for index, (line, raw, _) in enumerate(lines):
+            if index not in fps:
+                items.append(Item(line, exact=exact[index], recut_of=recuts[index]))
                 continue
+            fp = fps[index]
             candidates = []
             for aid, evidence, rarity in proposed[index]:
                 rid, number, stored, sh = texts[aid]
@@ -544,9 +569,54 @@ class Ingester:
                     )
                 )
             items.append(
-                Item(line, self._text(raw, key.normalized), fp, exact[index], tuple(candidates))
+                Item(
+                    line,
+                    Text.of_item(raw, fp, match.shingle_size),
+                    fp,
+                    exact[index],
+                    tuple(candidates),
+                )
             )
         return items, decide_dump(items, stored_df, in_dump, match)
+
+    def _fingerprint(
+        self, raw: str, key: TextKey, prepared: Mapping[int, Fingerprint] | None = None
+    ) -> Fingerprint:
+        fp = (prepared or {}).get(key.norm_hash)
+        return fp or fingerprint(raw, self.config.fingerprint, key)
+
+    def _recuts(
+        self,
+        tx: IngestTx,
+        lines: Sequence[tuple[int, str, TextKey]],
+        claims: Sequence[ExactMatch | None],
+    ) -> list[tuple[Candidate, str] | None]:
+        """Lines that show an article's current text at another cut, found by
+        the hash of their opening: they need no fingerprint."""
+        openings: dict[int, tuple[Opening, int]] = {}
+        for index, (_, raw, key) in enumerate(lines):
+            if claims[index] is None:
+                shown = Opening.of(raw, key.normalized)
+                head = head_key(shown.compact)
+                if head is not None:
+                    openings[index] = (shown, head)
+        if not openings:
+            return [None] * len(lines)
+        texts = tx.current_texts(tx.by_head(head for _, head in openings.values()))
+        by_head: dict[int, list[Candidate]] = {}
+        for aid, (rid, number, stored, sh) in texts.items():
+            text = self._text(stored)
+            head = head_key(text.compact)
+            if head is not None:
+                by_head.setdefault(head, []).append(Candidate(aid, rid, number, text, sh))
+        claimed = {c.article_id for c in claims if c is not None}
+        return claim_recuts(
+            [
+                (openings[i][0], by_head.get(openings[i][1], [])) if i in openings else None
+                for i in range(len(lines))
+            ],
+            claimed,
+        )
 
     def _propose(
         self,

@@ -25,8 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+
 from feedd.core.fingerprint import Fingerprint, hamming
-from feedd.core.verify import MatchSettings, PairScore, Text, score_pair
+from feedd.core.rarity import item_others, stored_others
+from feedd.core.verify import MatchSettings, PairScore, Shown, Text, recut, score_pair
 
 __all__ = [
     "Action",
@@ -38,6 +41,7 @@ __all__ = [
     "MatchSettings",
     "Score",
     "claim_exact",
+    "claim_recuts",
     "decide_dump",
 ]
 
@@ -88,6 +92,8 @@ class Item:
     fingerprint: Fingerprint | None = None
     exact: tuple[ExactMatch, ...] = ()
     candidates: tuple[Candidate, ...] = ()
+    # Claimed by ``claim_recuts``, with how ("shorter" | "longer"): no fingerprint needed.
+    recut_of: tuple[Candidate, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,18 +125,41 @@ class Decision:
 
 
 def claim_exact(exact: Sequence[Sequence[ExactMatch]]) -> list[ExactMatch | None]:
-    """Which exact match each line claims, in line order: the current revision
-    of an article before an older one, an article no earlier line claimed."""
+    """Which exact match each line claims. Current revisions claim first, over
+    the whole dump, then older ones: a new post that starts as a copy of an
+    old post's earlier text must not take that post from its own line."""
     claimed: set[int] = set()
-    out: list[ExactMatch | None] = []
-    for options in exact:
+    out: list[ExactMatch | None] = [None] * len(exact)
+    for current in (True, False):
+        for index, options in enumerate(exact):
+            if out[index] is not None:
+                continue
+            for match in options:
+                if match.is_current is current and match.article_id not in claimed:
+                    out[index] = match
+                    claimed.add(match.article_id)
+                    break
+    return out
+
+
+def claim_recuts(
+    lines: Sequence[tuple[Shown, Sequence[Candidate]] | None], claimed: set[int]
+) -> list[tuple[Candidate, str] | None]:
+    """Which article each line shows at another cut, among the articles not in
+    ``claimed`` whose current text opens like it; adds the claims to ``claimed``.
+    Lines in order, the newest article first: a re-cut is the surest match
+    after an exact one, so these claims come before any scoring."""
+    out: list[tuple[Candidate, str] | None] = []
+    for line in lines:
         pick = None
-        for match in sorted(options, key=lambda m: not m.is_current):
-            if match.article_id not in claimed:
-                pick = match
-                break
-        if pick is not None:
-            claimed.add(pick.article_id)
+        if line is not None:
+            shown, candidates = line
+            for cand in sorted(candidates, key=lambda c: -c.article_id):
+                how = recut(shown, cand.text) if cand.article_id not in claimed else None
+                if how is not None:
+                    pick = (cand, how)
+                    claimed.add(cand.article_id)
+                    break
         out.append(pick)
     return out
 
@@ -165,16 +194,27 @@ def decide_dump(
     decisions: list[Decision | None] = [
         _exact_decision(c) if c is not None else None for c in claims
     ]
+    for index, item in enumerate(items):
+        if decisions[index] is None and item.recut_of is not None:
+            cand, how = item.recut_of
+            claimed.add(cand.article_id)
+            decisions[index] = _recut_decision(cand, how)
     pairs: list[tuple[tuple[float, float, int, int, int], int, Candidate, PairScore]] = []
     scored: dict[int, list[tuple[Candidate, PairScore]]] = {}
+    stored_base: dict[int, np.ndarray] = {}
     for index, item in enumerate(items):
         if decisions[index] is not None:
             continue
         if item.text is None or item.fingerprint is None:
             raise ValueError(f"line {item.line} has no exact claim and no fingerprint")
         rows = scored.setdefault(index, [])
+        mine = item_others(item.text.hashes, stored_df, in_dump)
         for cand in item.candidates[: settings.max_candidates]:
-            result = score_pair(item.text, cand.text, stored_df, in_dump, settings)
+            theirs = stored_base.get(cand.article_id)
+            if theirs is None:
+                theirs = stored_others(cand.text.hashes, stored_df, in_dump)
+                stored_base[cand.article_id] = theirs
+            result = score_pair(item.text, cand.text, mine, theirs, settings)
             rows.append((cand, result))
             if result.accepted and cand.article_id not in claimed:
                 distance = hamming(cand.simhash, item.fingerprint.simhash)
@@ -196,13 +236,35 @@ def decide_dump(
             continue
         assert item.fingerprint is not None
         chosen = taken.get(index)
-        mine = chosen[0].article_id if chosen else None
+        own = chosen[0].article_id if chosen else None
         scores = tuple(
-            _score(cand, result, item.fingerprint, excluded=cand.article_id in claimed - {mine})
+            _score(cand, result, item.fingerprint, excluded=cand.article_id in claimed - {own})
             for cand, result in scored.get(index, [])
         )
         out.append(_near_decision(chosen, scores, settings))
     return out
+
+
+def _recut_decision(cand: Candidate, how: str, scores: tuple[Score, ...] = ()) -> Decision:
+    if how == "longer":
+        return Decision(
+            Kind.REPEAT,
+            Action.EXTEND,
+            cand.article_id,
+            cand.revision_id,
+            f"revision {cand.revision_number} shown longer (it keeps the longer text)",
+            scores,
+            recut="longer",
+        )
+    return Decision(
+        Kind.REPEAT,
+        Action.SIGHT,
+        cand.article_id,
+        cand.revision_id,
+        f"revision {cand.revision_number} cut shorter",
+        scores,
+        recut="shorter",
+    )
 
 
 def _score(cand: Candidate, result: PairScore, fp: Fingerprint, *, excluded: bool) -> Score:
@@ -235,26 +297,8 @@ def _near_decision(
             why = "no candidate passed verification"
         return Decision(Kind.NEW, Action.CREATE, None, None, why, scores)
     cand, result = chosen
-    if result.recut == "shorter":
-        return Decision(
-            Kind.REPEAT,
-            Action.SIGHT,
-            cand.article_id,
-            cand.revision_id,
-            f"revision {cand.revision_number} cut shorter",
-            scores,
-            recut="shorter",
-        )
-    if result.recut == "longer":
-        return Decision(
-            Kind.REPEAT,
-            Action.EXTEND,
-            cand.article_id,
-            cand.revision_id,
-            f"revision {cand.revision_number} shown longer (it keeps the longer text)",
-            scores,
-            recut="longer",
-        )
+    if result.recut is not None:
+        return _recut_decision(cand, result.recut, scores)
     return Decision(
         Kind.UPDATE,
         Action.REVISE,

@@ -187,12 +187,12 @@ def _segments_at(
     # fingerprint, and consecutive windows usually agree on it.
     at = np.arange(len(windows)) + (w - 1) - np.argmin(windows[:, ::-1], axis=1)
     picked = at[np.concatenate(([True], at[1:] != at[:-1]))]
-    out: dict[int, int] = {}
-    for value, pos in zip(grams[picked].view(np.int64).tolist(), picked.tolist(), strict=True):
-        out.setdefault(value, pos)
-        if len(out) >= settings.max_segments:
-            break
-    return tuple(out), tuple(out.values())
+    values = grams[picked].view(np.int64)
+    # The first occurrence of each distinct hash, in text order.
+    _, first = np.unique(values, return_index=True)
+    first.sort()
+    first = first[: settings.max_segments]
+    return tuple(values[first].tolist()), tuple(picked[first].tolist())
 
 
 def _features_fast(normalized: str, settings: FingerprintSettings) -> Counter[str]:
@@ -254,6 +254,16 @@ def _whole_code(codes: np.ndarray) -> int:
     # A text shorter than a shingle is one shingle; it must not equal a
     # full-size shingle's code, so it is hashed into the high bit's half.
     return (hash64("".join(map(chr, codes.tolist()))) & ((1 << 63) - 1)) | (1 << 63)
+
+
+# Re-cuts of one text share their opening: the hash of the first HEAD_CHARS
+# compact characters finds them without a fingerprint (``articles.head_hash``).
+HEAD_CHARS = 48
+
+
+def head_key(compact_text: str) -> int | None:
+    """The opening's hash, or None for a text too short to have one."""
+    return hash64(compact_text[:HEAD_CHARS]) if len(compact_text) >= HEAD_CHARS else None
 
 
 def hamming(a: int, b: int) -> int:

@@ -29,6 +29,37 @@ def weight(others: int) -> float:
     return 1.0 / (1 + max(0, others))
 
 
+def weights(others: np.ndarray) -> np.ndarray:
+    """``weight`` of each count."""
+    out: np.ndarray = 1.0 / (1.0 + np.maximum(others, 0))
+    return out
+
+
+def item_others(
+    hashes: Sequence[int], stored_df: Mapping[int, int], in_dump: Mapping[int, int]
+) -> np.ndarray:
+    """For a dump line's segments: stored articles plus the dump's other lines
+    that hold each (the stored article it is compared with still counted)."""
+    return np.fromiter(
+        (stored_df.get(h, 0) + in_dump.get(h, 1) - 1 for h in hashes),
+        dtype=np.int64,
+        count=len(hashes),
+    )
+
+
+def stored_others(
+    hashes: Sequence[int], stored_df: Mapping[int, int], in_dump: Mapping[int, int]
+) -> np.ndarray:
+    """For a stored article's segments: other stored articles plus the dump's
+    lines that hold each (the line it is compared with still counted). A hash
+    never looked up counts only the article itself."""
+    return np.fromiter(
+        (stored_df.get(h, 1) - 1 + in_dump.get(h, 0) for h in hashes),
+        dtype=np.int64,
+        count=len(hashes),
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def text_segments(
     compact_text: str, settings: FingerprintSettings
@@ -39,7 +70,7 @@ def text_segments(
 
 
 def char_weights(
-    length: int, hashes: Sequence[int], positions: Sequence[int], seg_weight: Sequence[float]
+    length: int, hashes: Sequence[int], positions: Sequence[int], seg_weight: np.ndarray
 ) -> np.ndarray:
     """The weight of every character position: that of the last segment starting
     at or before it (the first segment's before it). Winnowing keeps a segment

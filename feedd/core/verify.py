@@ -22,15 +22,16 @@ Three tests, in order:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from feedd.core.fingerprint import FingerprintSettings, shingle_codes
-from feedd.core.rarity import char_weights, others_count, text_segments, weight
+from feedd.core.fingerprint import Fingerprint, FingerprintSettings, shingle_codes
+from feedd.core.rarity import char_weights, text_segments, weights
 from feedd.core.text import compact, normalize, was_cut
 
 
@@ -50,6 +51,27 @@ class MatchSettings:
     min_evidence: float = 8.0  # weighted shingles a match must share, at least
 
 
+class Shown(Protocol):
+    """What the re-cut test needs of a text."""
+
+    @property
+    def compact(self) -> str: ...
+    @property
+    def cut(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A line's text as the re-cut test sees it: cheap, no fingerprint."""
+
+    compact: str
+    cut: bool
+
+    @classmethod
+    def of(cls, raw: str, normalized: str) -> Opening:
+        return cls(compact(normalized), was_cut(raw))
+
+
 @dataclass(frozen=True)
 class Text:
     """One side of a comparison: a text in the forms verification needs."""
@@ -61,6 +83,8 @@ class Text:
     codes: np.ndarray
     hashes: tuple[int, ...]
     positions: tuple[int, ...]
+    hash_array: np.ndarray  # ``hashes`` as int64
+    sorted_codes: np.ndarray  # ``codes`` sorted, for membership tests
 
     @classmethod
     def of(
@@ -70,12 +94,55 @@ class Text:
         shingle_size: int,
         normalized: str | None = None,
     ) -> Text:
-        norm = normalize(raw) if normalized is None else normalized
-        comp = compact(norm)
-        hashes, positions = text_segments(comp, fingerprint)
+        return _text(raw, fingerprint, shingle_size, normalized)
+
+    @classmethod
+    def of_item(cls, raw: str, fp: Fingerprint, shingle_size: int) -> Text:
+        """A dump line's text, from the fingerprint already computed for it."""
+        codes = shingle_codes(fp.compact, shingle_size)
         return cls(
-            raw, norm, comp, was_cut(raw), shingle_codes(comp, shingle_size), hashes, positions
+            raw,
+            fp.normalized,
+            fp.compact,
+            was_cut(raw),
+            codes,
+            fp.segments,
+            fp.segment_pos,
+            np.asarray(fp.segments, dtype=np.int64),
+            np.sort(codes),
         )
+
+
+@functools.lru_cache(maxsize=8192)
+def _text(
+    raw: str, fingerprint: FingerprintSettings, shingle_size: int, normalized: str | None
+) -> Text:
+    # Cached: the same stored texts are candidates in dump after dump.
+    norm = normalize(raw) if normalized is None else normalized
+    comp = compact(norm)
+    hashes, positions = text_segments(comp, fingerprint)
+    codes = shingle_codes(comp, shingle_size)
+    return Text(
+        raw,
+        norm,
+        comp,
+        was_cut(raw),
+        codes,
+        hashes,
+        positions,
+        np.asarray(hashes, dtype=np.int64),
+        np.sort(codes),
+    )
+
+
+def member(values: np.ndarray, sorted_pool: np.ndarray) -> np.ndarray:
+    """values[i] in sorted_pool, for each i (a binary search each, in C)."""
+    if not len(sorted_pool) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_pool, values)
+    at[at >= len(sorted_pool)] = len(sorted_pool) - 1
+    found: np.ndarray = sorted_pool[at] == values
+    return found
 
 
 @dataclass(frozen=True)
@@ -93,7 +160,7 @@ class PairScore:
         return 2.0 if self.recut else self.weighted
 
 
-def recut(item: Text, stored: Text) -> str | None:
+def recut(item: Shown, stored: Shown) -> str | None:
     if item.compact == stored.compact:
         return None
     if item.cut and stored.compact.startswith(item.compact):
@@ -133,7 +200,7 @@ def _contained(
     if n <= 0:
         return 0.0, 0.0, 0.0
     window = b[: int(n * (1 + slack)) + 1]
-    present = np.isin(a[:n], window)
+    present = member(a[:n], np.sort(window))
     w = a_weights[:n]
     total = float(w.sum())
     mass = float(w[present].sum())
@@ -143,17 +210,23 @@ def _contained(
 def score_pair(
     item: Text,
     stored: Text,
-    stored_df: Mapping[int, int],
-    in_dump: Mapping[int, int],
+    item_others: np.ndarray,
+    stored_others: np.ndarray,
     settings: MatchSettings,
 ) -> PairScore:
+    """Score the pair. ``item_others[i]``: stored articles and other dump lines
+    holding the item's i-th segment, counting the stored article of the pair;
+    ``stored_others[j]``: the same for the stored text's j-th segment, counting
+    the item's line (``feedd.core.rarity.base_others``). The pair is taken out
+    here, so text only these two share weighs 1."""
     cut = recut(item, stored)
     if cut is not None:
         return PairScore(cut, None, 1.0, 1.0, float(len(item.codes)), True)
     veto = number_veto(item, stored, settings.prefix_slack)
-    in_i, in_c = set(item.hashes), set(stored.hashes)
-    w_i = [weight(others_count(h, stored_df, in_dump, h in in_c, True)) for h in item.hashes]
-    w_c = [weight(others_count(h, stored_df, in_dump, True, h in in_i)) for h in stored.hashes]
+    in_c = member(item.hash_array, np.sort(stored.hash_array))
+    in_i = member(stored.hash_array, np.sort(item.hash_array))
+    w_i = weights(item_others - in_c)
+    w_c = weights(stored_others - in_i)
     cw_i = char_weights(len(item.compact), item.hashes, item.positions, w_i)[: len(item.codes)]
     cw_c = char_weights(len(stored.compact), stored.hashes, stored.positions, w_c)
     cw_c = cw_c[: len(stored.codes)]

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from feedd.core.decide import ExactMatch
-from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming
+from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming, head_key
 from feedd.core.text import normalize
 from feedd.model import DumpInfo
 from feedd.store.schema import dumps
@@ -71,8 +71,15 @@ _CURRENT_TEXTS = (
 )
 _INSERT_ARTICLE = (
     "INSERT INTO articles (uid, current_revision, revision_count, first_seen, updated_at,"
-    " first_dump_id, first_line) VALUES (?, 1, 1, ?, ?, ?, ?) RETURNING id"
+    " first_dump_id, first_line, head_hash) VALUES (?, 1, 1, ?, ?, ?, ?, ?) RETURNING id"
 )
+# Articles whose current text opens like the item: candidates for a re-cut.
+# Newest first and capped per opening: a series' shared opening must not
+# flood the lookup (past the cap the segment index still finds the article).
+_HEAD_PART = (
+    "SELECT * FROM (SELECT id FROM articles WHERE head_hash = ? ORDER BY id DESC LIMIT 32) AS h{i}"
+)
+_SET_HEAD = "UPDATE articles SET head_hash = ? WHERE id = ?"
 _INSERT_REVISION = (
     "INSERT INTO revisions (article_id, number, text, norm_hash, simhash, band0, band1,"
     " band2, band3, first_seen, first_dump_id, first_line)"
@@ -103,6 +110,11 @@ _INSERT_SIGHTING = (
 @functools.cache
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
+
+
+@functools.cache
+def _heads_sql(n: int) -> str:
+    return " UNION ALL ".join(_HEAD_PART.format(i=i) for i in range(n))
 
 
 @functools.cache
@@ -294,6 +306,13 @@ class IngestTx:
                 out[aid] = distance
         return out
 
+    def by_head(self, heads: Iterable[int]) -> list[int]:
+        """Ids of articles whose current text has one of these opening hashes."""
+        out: list[int] = []
+        for chunk in chunks(sorted(set(heads)), 200):
+            out.extend(aid for (aid,) in self._run(_heads_sql(len(chunk)), chunk).fetchall())
+        return out
+
     def current_texts(self, article_ids: Iterable[int]) -> dict[int, tuple[int, int, str, int]]:
         """article id -> (current revision id, its number, its text, its simhash)."""
         out: dict[int, tuple[int, int, str, int]] = {}
@@ -308,7 +327,7 @@ class IngestTx:
         self, uid: str, fp: Fingerprint, raw: str, seen_at: datetime, dump_id: int, line: int
     ) -> tuple[int, int]:
         ts = self.timestamp(seen_at)
-        aid = self._insert(_INSERT_ARTICLE, (uid, ts, ts, dump_id, line))
+        aid = self._insert(_INSERT_ARTICLE, (uid, ts, ts, dump_id, line, head_key(fp.compact)))
         rid = self._insert_revision(aid, 1, fp, raw, ts, dump_id, line)
         self.replace_segments(aid, (), fp.segments)
         return aid, rid
@@ -328,6 +347,7 @@ class IngestTx:
         number = 1 + int(self._run(_REVISION_COUNT, (article_id,)).fetchone()[0])
         rid = self._insert_revision(article_id, number, fp, raw, ts, dump_id, line)
         self._run(_SET_REVISION, (number, number, ts, article_id))
+        self._run(_SET_HEAD, (head_key(fp.compact), article_id))
         self.replace_segments(article_id, previous, fp.segments)
         return rid, number
 
@@ -337,6 +357,10 @@ class IngestTx:
         """The current revision shown longer: it keeps the longer text (same number)."""
         self._run(
             _EXTEND_REVISION, (raw, fp.norm_hash, fp.simhash, *bands(fp.simhash), revision_id)
+        )
+        self._run(_SET_HEAD, (head_key(fp.compact), article_id))
+        self._exact.setdefault(fp.norm_hash, []).append(
+            (article_id, revision_id, self._current.get(article_id, 0), raw)
         )
         self.replace_segments(article_id, previous, fp.segments)
 
@@ -386,8 +410,10 @@ class IngestTx:
         seen_at: datetime,
         previous: Sequence[int],
         restored: Sequence[int],
+        head: int | None,
     ) -> None:
         self._run(_RESTORE, (number, self.timestamp(seen_at), article_id))
+        self._run(_SET_HEAD, (head, article_id))
         self._current[article_id] = number
         self.replace_segments(article_id, previous, restored)
 

@@ -91,7 +91,11 @@ articles = Table(
     Column("updated_at", UTCDateTime, nullable=False),  # when the latest revision appeared
     Column("first_dump_id", Integer, ForeignKey("dumps.id"), nullable=False),
     Column("first_line", Integer, nullable=False),
+    # Hash of the current text's opening (feedd.core.fingerprint.head_key):
+    # finds re-cuts of it without a fingerprint.
+    Column("head_hash", BigInteger),
     Index("ix_articles_first_seen", "first_seen", "first_dump_id"),
+    Index("ix_articles_head_hash", "head_hash"),
 )
 
 revisions = Table(

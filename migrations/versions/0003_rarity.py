@@ -6,7 +6,9 @@
 - ``segment_df`` counts, per segment hash, the articles whose current text
   holds it (the document frequency that weighs shared text by its rarity);
 - ``sightings.shown_chars``: how many characters of normalised text a line
-  showed (a re-cut shows another length of the same revision).
+  showed (a re-cut shows another length of the same revision);
+- ``articles.head_hash``: the hash of the current text's opening, which finds
+  re-cuts without a fingerprint.
 
 Both are computed here from the stored history with the default fingerprint
 settings (a database fingerprinted with other ``fingerprint.*`` keys needs a
@@ -24,8 +26,8 @@ from collections import Counter
 import sqlalchemy as sa
 from alembic import op
 
-from feedd.core.fingerprint import FingerprintSettings, segments
-from feedd.core.text import normalize
+from feedd.core.fingerprint import FingerprintSettings, head_key, segments
+from feedd.core.text import compact, normalize
 
 revision = "0003"
 down_revision = "0002"
@@ -56,10 +58,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hash", name="pk_segment_df"),
     )
     op.add_column("sightings", sa.Column("shown_chars", sa.Integer()))
+    op.add_column("articles", sa.Column("head_hash", sa.BigInteger()))
+    op.create_index("ix_articles_head_hash", "articles", ["head_hash"])
 
     settings = FingerprintSettings()
     df: Counter[int] = Counter()
     insert = sa.text("INSERT INTO segments (hash, article_id) VALUES (:hash, :aid)")
+    head = sa.text("UPDATE articles SET head_hash = :head WHERE id = :aid")
     shown = sa.text("INSERT INTO feedd_shown_0003 (rid, n) VALUES (:rid, :n)")
     conn.execute(
         sa.text("CREATE TEMPORARY TABLE feedd_shown_0003 (rid INTEGER PRIMARY KEY, n INTEGER)")
@@ -78,16 +83,20 @@ def upgrade() -> None:
             break
         postings = []
         lengths = []
+        heads = []
         for rid, aid, text, current in rows:
             norm = normalize(text)
             lengths.append({"rid": rid, "n": len(norm)})
             if current:
+                heads.append({"head": head_key(compact(norm)), "aid": aid})
                 hashes = segments(norm, settings)
                 df.update(hashes)
                 postings.extend({"hash": h, "aid": aid} for h in hashes)
         if postings:
             conn.execute(insert, postings)
         conn.execute(shown, lengths)
+        if heads:
+            conn.execute(head, heads)
         last = rows[-1][0]
     counts = [{"hash": h, "n": n} for h, n in df.items()]
     for i in range(0, len(counts), _BATCH):
