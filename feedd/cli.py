@@ -232,6 +232,7 @@ def _article_json(a: Article, *, full: bool) -> dict[str, Any]:
                 "revision": s.revision,
                 "kind": s.kind,
                 "seen_at": _iso(s.seen_at),
+                "shown": s.shown,
             }
             for s in a.sightings
         ]

@@ -24,6 +24,7 @@ class Sighting:
     seen_at: datetime
     category: str | None = None
     date: str | None = None
+    shown: int | None = None  # characters of normalised text the line showed
 
 
 @dataclass(frozen=True)

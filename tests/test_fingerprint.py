@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import simhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedd.core.decide import MatchSettings, similarity
 from feedd.core.fingerprint import (
     FingerprintSettings,
     bands,
@@ -15,10 +15,12 @@ from feedd.core.fingerprint import (
     fingerprint,
     hamming,
     segments,
+    shingle_codes,
     simhash64,
 )
 from feedd.core.parse import parse_dump
 from feedd.core.text import compact, hash64, hex64, normalize, to_signed64, to_unsigned64
+from feedd.core.verify import MatchSettings, contained
 from tests.support import seed_files
 
 SETTINGS = FingerprintSettings()
@@ -104,37 +106,58 @@ _TEXTS = st.text(
 )
 
 
-def _reference_similarity(a: str, b: str, s: MatchSettings) -> tuple[float, float]:
-    """Aligned containment and jaccard over sets of shingle strings, as defined."""
+def _reference_contained(
+    a: str, weights: list[float], b: str, s: MatchSettings, anywhere: bool
+) -> tuple[float, float, float]:
+    """Weighted aligned containment over lists of shingle strings, as defined:
+    the share (by weight) of a's first n shingles found among b's opening."""
 
-    def grams(text: str) -> set[str]:
-        if len(text) <= s.shingle_size:
-            return {text} if text else set()
-        return {text[i : i + s.shingle_size] for i in range(len(text) - s.shingle_size + 1)}
+    def grams(text: str) -> list[str]:
+        if len(text) < s.shingle_size:
+            return [text] if text else []
+        return [text[i : i + s.shingle_size] for i in range(len(text) - s.shingle_size + 1)]
 
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    window = long_[: int(len(short) * (1 + s.prefix_slack)) + s.shingle_size]
-    g_short, g_window, g_long = grams(short), grams(window), grams(long_)
-    if not g_short:
-        return 0.0, 0.0
-    union = len(g_short | g_long)
-    return len(g_short & g_window) / len(g_short), len(g_short & g_long) / union
+    ga, gb = grams(a), grams(b)
+    n = min(len(ga), int(len(gb) * (1 + s.prefix_slack)) + 1)
+    if n <= 0:
+        return 0.0, 0.0, 0.0
+    window = set(gb if anywhere else gb[: int(n * (1 + s.prefix_slack)) + 1])
+    present = [g in window for g in ga[:n]]
+    total = sum(weights[:n])
+    mass = sum(w for w, p in zip(weights[:n], present, strict=True) if p)
+    return (mass / total if total else 0.0), mass, sum(present) / n
 
 
 @settings(max_examples=300, deadline=None)
-@given(_TEXTS, _TEXTS, st.integers(min_value=1, max_value=5))
-def test_similarity_equals_its_definition_over_shingle_strings(a: str, b: str, size: int) -> None:
+@given(
+    _TEXTS,
+    _TEXTS,
+    st.integers(min_value=1, max_value=5),
+    st.booleans(),
+    st.lists(st.floats(min_value=0.01, max_value=1.0), min_size=80, max_size=80),
+)
+def test_contained_equals_its_definition_over_shingle_strings(
+    a: str, b: str, size: int, anywhere: bool, weights: list[float]
+) -> None:
     s = MatchSettings(shingle_size=size)
     ca, cb = compact(a), compact(b)
-    assert similarity(ca, cb, s) == pytest.approx(_reference_similarity(ca, cb, s), abs=1e-12)
+    codes_a, codes_b = shingle_codes(ca, size), shingle_codes(cb, size)
+    w = np.asarray(weights[: len(codes_a)], dtype=np.float64)
+    got = contained(codes_a, w, codes_b, s.prefix_slack, anywhere=anywhere)
+    want = _reference_contained(ca, weights[: len(codes_a)], cb, s, anywhere)
+    assert got == pytest.approx(want, abs=1e-9)
 
 
-def test_similarity_equals_its_definition_on_the_seeds() -> None:
+def test_contained_equals_its_definition_on_the_seeds() -> None:
     s = MatchSettings()
     texts = [compact(normalize(t)) for t in seed_texts()]
-    for a in texts[:25]:
+    for a in texts[:12]:
+        codes_a = shingle_codes(a, s.shingle_size)
+        w = np.ones(len(codes_a))
         for b in texts:
-            assert similarity(a, b, s) == pytest.approx(_reference_similarity(a, b, s), abs=1e-12)
+            got = contained(codes_a, w, shingle_codes(b, s.shingle_size), s.prefix_slack)
+            want = _reference_contained(a, [1.0] * len(codes_a), b, s, False)
+            assert got == pytest.approx(want, abs=1e-9)
 
 
 def _reference_segments(text: str, fs: FingerprintSettings) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ import pytest
 
 from feedd.core.fingerprint import fingerprint
 from feedd.core.parse import parse_dump
+from feedd.core.text import normalize
 from tests.support import ROOT, AppFactory, dump_bytes, seed_files
 
 GOLDEN = ROOT / "tests" / "golden" / "seeds.json"
@@ -129,17 +130,37 @@ def test_full_width_variant_is_a_repeat(make_app: AppFactory) -> None:
     assert len(art.revisions) == 1
 
 
-def test_cut_shorter_then_longer_is_the_same_article(make_app: AppFactory) -> None:
+def test_a_recut_is_a_repeat_and_the_revision_keeps_the_longest_text(
+    make_app: AppFactory,
+) -> None:
     app = make_app()
-    text = long_seed()
-    shorter = text[: len(text) - 200] + "..."
-    longer = text + " 补充说明:本文还讨论了训练细节与实验结果。"
-    ingest(app, "001_a.txt", text)
-    r2 = ingest(app, "002_a.txt", shorter, at=1)
-    r3 = ingest(app, "003_a.txt", longer, at=2)
-    assert (r2.update, r3.update) == (1, 1)
+    full = long_seed().rstrip(".… ")
+    steps = [
+        (full[:300] + "...", "new"),
+        (full[:200] + "...", "repeat"),  # cut shorter: the entry must not shrink
+        (full[:400] + "...", "repeat"),  # cut longer: the revision keeps the longer text
+        (full, "repeat"),  # shown whole: still the same revision
+        (full + " 补充说明:本文还讨论了训练细节与实验结果。", "update"),  # shown whole, then grew
+    ]
+    for at, (text, _) in enumerate(steps):
+        ingest(app, f"00{at}_a.txt", text, at=at)
     [art] = history_of(app)
-    assert len(art.revisions) == 3
+    assert [s.kind for s in art.sightings] == [kind for _, kind in steps]
+    assert [r.text for r in art.revisions] == [full, steps[-1][0]]
+    assert [s.revision for s in art.sightings] == [1, 1, 1, 1, 2]
+    # Each sighting records how much of the text it showed.
+    assert [s.shown for s in art.sightings] == [
+        len(normalize(text)) for text, _ in steps
+    ]
+
+
+def test_a_shorter_recut_never_shrinks_the_feed_entry(make_app: AppFactory) -> None:
+    app = make_app()
+    full = long_seed().rstrip(".… ")
+    ingest(app, "001_a.txt", full[:400] + "...")
+    ingest(app, "002_a.txt", full[:150] + "...", at=1)
+    [art] = app.store.articles()
+    assert art.text == full[:400] + "..." and art.updated_at == T0
 
 
 def test_sentence_inserted_in_the_middle_is_an_update(make_app: AppFactory) -> None:
@@ -247,12 +268,29 @@ def test_crash_mid_dump_leaves_no_trace(
     assert (totals.dumps, totals.articles, totals.sightings) == (1, 3, 3)
 
 
-def test_same_new_item_twice_in_one_dump_is_one_article(make_app: AppFactory) -> None:
+def test_a_dump_shows_an_article_at_most_once(make_app: AppFactory) -> None:
+    # Two lines of one dump are two articles, even with the same text; later
+    # dumps that show both again sight each once.
     app = make_app()
     text = seed_items()[2]
     result = ingest(app, "001_a.txt", text, seed_items()[5], text)
-    assert (result.new, result.repeat) == (2, 1)
-    assert len(history_of(app)) == 2
+    assert (result.new, result.repeat) == (3, 0)
+    again = ingest(app, "002_a.txt", text, seed_items()[5], text, at=1)
+    assert (again.new, again.repeat) == (0, 3)
+    arts = history_of(app)
+    assert len(arts) == 3 and all(len(a.sightings) == 2 for a in arts)
+
+
+def test_exact_matches_claim_their_articles_before_near_ones(make_app: AppFactory) -> None:
+    # A new post that starts as a copy of an old post's earlier text must not
+    # take that post from its own line, which shows the post's current text.
+    app = make_app()
+    full = long_seed().rstrip(".… ")
+    draft, filled = full[:300], full[:300] + " 正文:这一期新增了三篇文章与两个工具的介绍。"
+    ingest(app, "001_a.txt", draft)
+    ingest(app, "002_a.txt", filled, at=1)  # the draft was filled in: an update
+    result = ingest(app, "003_a.txt", draft, filled, at=2)  # a new copy of the draft on top
+    assert (result.new, result.repeat, result.update) == (1, 1, 0)
 
 
 def test_preparing_ahead_in_a_second_process_changes_nothing(

@@ -3,7 +3,13 @@ interrupted upgrade leaves the database as it was, ready to upgrade again."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,12 +17,21 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
-from feedd.core.fingerprint import FingerprintSettings, segments
-from feedd.core.text import normalize
+from feedd.app import build
+from feedd.config import load_config
+from feedd.core.fingerprint import FingerprintSettings, head_key, segments
+from feedd.core.text import compact, normalize
 from feedd.store import migrate
 from feedd.store.engine import make_engine
 from feedd.store.schema import articles, dumps, metadata, revisions, sightings
-from tests.support import TEST_MIGRATION, AppFactory, seed_files
+from tests.support import (
+    ROOT,
+    TEST_MIGRATION,
+    AppFactory,
+    dump_bytes,
+    generate_stream,
+    seed_files,
+)
 
 
 def test_migrated_schema_matches_the_code(make_app: AppFactory) -> None:
@@ -95,8 +110,106 @@ def test_0002_recomputes_the_segment_hashes_of_stored_revisions(tmp_path: Path) 
             (text,),
         )
         conn.exec_driver_sql("INSERT INTO segments VALUES (12345, 1, 1)")  # an old crc32
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0002")
     with engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT hash FROM segments WHERE revision_id = 1").all()
-    expected = segments(normalize(text), FingerprintSettings())
+    expected = segments(normalize(text), FingerprintSettings(max_segments=24))
     assert sorted(h for (h,) in stored) == sorted(expected) and len(expected) > 1
+
+
+# The schema before migration 0003, as the code of that time wrote it: the
+# test runs that code (from git history) on real dumps, then upgrades.
+BEFORE_0003 = "2af2388a63f525d221a999dc42de9cc8afb07241"
+
+
+def _old_feedd(tmp_path: Path) -> Path:
+    if not (ROOT / ".git").exists():
+        pytest.skip("no git history to take the pre-0003 code from")
+    out = tmp_path / "old"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", BEFORE_0003, "feedd", "migrations"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def test_0003_upgrades_a_database_made_by_the_previous_code(
+    db_factory: Callable[[str], str], tmp_path: Path
+) -> None:
+    old = _old_feedd(tmp_path)
+    url = db_factory("old")
+    dumps_dir = tmp_path / "dumps"
+    dumps_dir.mkdir()
+    for f in seed_files():
+        shutil.copy(f, dumps_dir / f.name)
+    for name, data in generate_stream(40, seed=3):
+        (dumps_dir / f"1{name}").write_bytes(data)
+    env = {**os.environ, "FEEDD_DATABASE_URL": url, "PYTHONPATH": str(old)}
+    env.pop("COVERAGE_PROCESS_START", None)
+    subprocess.run(
+        [sys.executable, "-m", "feedd", "-q", "backfill", str(dumps_dir), "--no-feeds"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    engine = make_engine(url)
+    assert migrate.current_revision(engine) == "0002"
+    with engine.connect() as conn:
+        before = {
+            uid: (rev, n)
+            for uid, rev, n in conn.exec_driver_sql(
+                "SELECT a.uid, a.current_revision, COUNT(s.id) FROM articles a"
+                " JOIN sightings s ON s.article_id = a.id GROUP BY a.uid, a.current_revision"
+            )
+        }
+    counts = _counts(engine)
+    engine.dispose()
+
+    app = build(load_config(None, env={}, overrides={"database.url": url}))  # upgrades
+    try:
+        engine = app.store.engine
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert _counts(engine) == counts
+        with engine.connect() as conn:
+            after = {
+                uid: (rev, n)
+                for uid, rev, n in conn.exec_driver_sql(
+                    "SELECT a.uid, a.current_revision, COUNT(s.id) FROM articles a"
+                    " JOIN sightings s ON s.article_id = a.id GROUP BY a.uid, a.current_revision"
+                )
+            }
+            # Existing articles keep their ids and histories.
+            assert after == before and any(rev > 1 for rev, _ in after.values())
+            # The index holds each article's current text, and segment_df counts it.
+            current = conn.exec_driver_sql(
+                "SELECT a.id, r.text, a.head_hash FROM articles a JOIN revisions r"
+                " ON r.article_id = a.id AND r.number = a.current_revision"
+            ).all()
+            postings = Counter(
+                h for (h,) in conn.exec_driver_sql("SELECT hash FROM segments").all()
+            )
+            df = dict(conn.exec_driver_sql("SELECT hash, articles FROM segment_df").all())
+            missing_shown = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM sightings WHERE shown_chars IS NULL"
+            ).scalar_one()
+        expected: Counter[int] = Counter()
+        for _, text, head in current:
+            norm = normalize(text)
+            expected.update(segments(norm, FingerprintSettings()))
+            assert head == head_key(compact(norm))
+        assert postings == expected and df == dict(expected)
+        assert missing_shown == 0
+        # And ingest goes on: an edited and a re-cut article are recognised.
+        texts = [text for _, text, _ in current if len(text) > 300]
+        edited = texts[0].replace("的", "之", 1)
+        recut = texts[1].rstrip(".… ")[:200] + "..."
+        result = app.ingester.ingest_bytes(
+            "999_ffffffffffffffff.txt", dump_bytes(edited, recut), datetime(2027, 1, 1, tzinfo=UTC)
+        )
+        assert (result.new, result.update, result.repeat) == (0, 1, 1)
+    finally:
+        app.close()

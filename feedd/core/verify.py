@@ -189,17 +189,17 @@ def number_veto(item: Text, stored: Text, slack: float) -> str | None:
     return None
 
 
-def _contained(
-    a: np.ndarray, a_weights: np.ndarray, b: np.ndarray, slack: float
+def contained(
+    a: np.ndarray, a_weights: np.ndarray, b: np.ndarray, slack: float, *, anywhere: bool = False
 ) -> tuple[float, float, float]:
     """(weighted containment, weighted mass shared, plain containment) of a's
     aligned opening in b's: a listing cuts texts at different lengths, so only
     as much of ``a`` as ``b`` could show counts, and only ``b``'s same-length
-    opening (plus slack for inserted text) is looked in."""
+    opening (plus slack for inserted text) is looked in; ``anywhere``: all of b."""
     n = min(len(a), int(len(b) * (1 + slack)) + 1)
     if n <= 0:
         return 0.0, 0.0, 0.0
-    window = b[: int(n * (1 + slack)) + 1]
+    window = b if anywhere else b[: int(n * (1 + slack)) + 1]
     present = member(a[:n], np.sort(window))
     w = a_weights[:n]
     total = float(w.sum())
@@ -231,8 +231,10 @@ def score_pair(
     cw_c = char_weights(len(stored.compact), stored.hashes, stored.positions, w_c)
     cw_c = cw_c[: len(stored.codes)]
     slack = settings.prefix_slack
-    fwd, fwd_mass, plain = _contained(item.codes, cw_i, stored.codes, slack)
-    back, back_mass, _ = _contained(stored.codes, cw_c, item.codes, slack)
+    fwd, fwd_mass, plain = contained(item.codes, cw_i, stored.codes, slack)
+    # A stored text that grew may have grown in the middle (a draft filled in
+    # between its headings), pushing its own tail far into the item.
+    back, back_mass, _ = contained(stored.codes, cw_c, item.codes, slack, anywhere=True)
     weighted, mass = (fwd, fwd_mass) if fwd >= back else (back, back_mass)
     long_enough = min(len(item.compact), len(stored.compact)) >= settings.min_shingles
     accepted = (

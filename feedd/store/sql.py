@@ -463,6 +463,7 @@ def _with_history(conn: Connection, arts: list[Article]) -> list[Article]:
             sightings.c.seen_at,
             sightings.c.category,
             sightings.c.date,
+            sightings.c.shown_chars,
         )
         .join(dumps, dumps.c.id == sightings.c.dump_id)
         .join(revisions, revisions.c.id == sightings.c.revision_id)
