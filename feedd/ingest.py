@@ -45,8 +45,15 @@ from feedd.core.fingerprint import (
 )
 from feedd.core.parse import ParseLimits
 from feedd.core.prepare import PreparedDump, prepare
-from feedd.core.rarity import dump_counts, lookup_segments, others_count, weight
-from feedd.core.text import hex64
+from feedd.core.rarity import (
+    Background,
+    distinct_codes,
+    dump_counts,
+    lookup_segments,
+    others_count,
+    weight,
+)
+from feedd.core.text import compact, hex64
 from feedd.core.verify import Opening, Text
 from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
 from feedd.errors import DumpVanished, InvalidDump
@@ -577,7 +584,18 @@ class Ingester:
                     tuple(candidates),
                 )
             )
-        return items, decide_dump(items, stored_df, in_dump, match)
+        background = None
+        if match.shingle_idf and any(item.candidates for item in items):
+            size = match.shingle_size
+            sample = [distinct_codes(compact(key.normalized), size) for _, _, key in lines]
+            seen: set[int] = set()
+            for item in items:
+                for cand in item.candidates:
+                    if cand.article_id not in seen:
+                        seen.add(cand.article_id)
+                        sample.append(distinct_codes(cand.text.compact, size))
+            background = Background.of(sample)
+        return items, decide_dump(items, stored_df, in_dump, match, background)
 
     def _fingerprint(
         self, raw: str, key: TextKey, prepared: Mapping[int, Fingerprint] | None = None

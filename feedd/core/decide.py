@@ -28,7 +28,7 @@ from enum import StrEnum
 import numpy as np
 
 from feedd.core.fingerprint import Fingerprint, hamming
-from feedd.core.rarity import item_others, stored_others
+from feedd.core.rarity import Background, item_others, stored_others
 from feedd.core.verify import MatchSettings, PairScore, Shown, Text, recut, score_pair
 
 __all__ = [
@@ -183,6 +183,7 @@ def decide_dump(
     stored_df: Mapping[int, int],
     in_dump: Mapping[int, int],
     settings: MatchSettings,
+    background: Background | None = None,
 ) -> list[Decision]:
     """Decide every item line of one dump (see the module docstring).
 
@@ -214,7 +215,7 @@ def decide_dump(
             if theirs is None:
                 theirs = stored_others(cand.text.hashes, stored_df, in_dump)
                 stored_base[cand.article_id] = theirs
-            result = score_pair(item.text, cand.text, mine, theirs, settings)
+            result = score_pair(item.text, cand.text, mine, theirs, settings, background)
             rows.append((cand, result))
             if result.accepted and cand.article_id not in claimed:
                 distance = hamming(cand.simhash, item.fingerprint.simhash)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from feedd.core.fingerprint import Fingerprint, FingerprintSettings, _segments_at
+from feedd.core.fingerprint import Fingerprint, FingerprintSettings, _segments_at, shingle_codes
 
 
 def weight(others: int) -> float:
@@ -123,3 +124,44 @@ def others_count(
     """
     c, i = int(in_c), int(in_i)
     return max(0, stored_df.get(h, c) - c) + max(0, in_dump.get(h, i) - i)
+
+
+@dataclass(frozen=True)
+class Background:
+    """How common each shingle is among the texts at hand: the dump's lines and
+    their candidates. Segment rarity finds boilerplate (long shared stretches);
+    this finds the common shingles of a language ("the", "ing", "的是"), which
+    any two texts share by chance. The IDF is smoothed as scikit-learn's is:
+    ``log((1 + n) / (1 + df)) + 1``, so a shingle in every text weighs 1 and
+    one in a single text ``1 + log((1 + n) / 2)``."""
+
+    codes: np.ndarray  # distinct shingle codes, sorted
+    counts: np.ndarray  # in how many of the texts each occurs
+    texts: int
+
+    @classmethod
+    def of(cls, code_arrays: Sequence[np.ndarray]) -> Background:
+        """From the *distinct* shingle codes of each text (``distinct_codes``)."""
+        if not code_arrays:
+            return cls(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64), 0)
+        pooled = np.concatenate(code_arrays)
+        codes, counts = np.unique(pooled, return_counts=True)
+        return cls(codes, counts, len(code_arrays))
+
+    def idf(self, codes: np.ndarray) -> np.ndarray:
+        df = np.zeros(len(codes), dtype=np.int64)
+        if len(self.codes) and len(codes):
+            at = np.searchsorted(self.codes, codes)
+            at[at >= len(self.codes)] = len(self.codes) - 1
+            hit = self.codes[at] == codes
+            df[hit] = self.counts[at[hit]]
+        out: np.ndarray = np.log((1.0 + self.texts) / (1.0 + df)) + 1.0
+        return out
+
+
+@functools.lru_cache(maxsize=8192)
+def distinct_codes(compact_text: str, size: int) -> np.ndarray:
+    """A text's distinct shingle codes, sorted; cached like the codes themselves."""
+    out: np.ndarray = np.unique(shingle_codes(compact_text, size))
+    out.flags.writeable = False
+    return out

@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from feedd.core.fingerprint import Fingerprint, FingerprintSettings, shingle_codes
-from feedd.core.rarity import char_weights, text_segments, weights
+from feedd.core.rarity import Background, char_weights, text_segments, weights
 from feedd.core.text import compact, normalize, was_cut
 
 
@@ -40,7 +40,7 @@ class MatchSettings:
     """Thresholds of the matcher; defaults chosen by bench/detection (docs/detection.md)."""
 
     simhash_k: int = 3  # candidate radius in bits (the band index supports <= 3)
-    verify_threshold: float = 0.6  # weighted containment needed to merge
+    verify_threshold: float = 0.5  # weighted containment needed to merge
     shingle_size: int = 3
     min_shingles: int = 12  # shorter texts merge only on exact normalised text
     prefix_slack: float = 0.15  # how far past the shorter text's length to look
@@ -49,6 +49,7 @@ class MatchSettings:
     boilerplate_df: int = 32  # a segment in more articles than this never proposes one
     lookup_segments: int = 48  # rarest segments of an item asked of the index
     min_evidence: float = 8.0  # weighted shingles a match must share, at least
+    shingle_idf: bool = True  # also weigh shingles by how common they are in the dump
 
 
 class Shown(Protocol):
@@ -213,6 +214,7 @@ def score_pair(
     item_others: np.ndarray,
     stored_others: np.ndarray,
     settings: MatchSettings,
+    background: Background | None = None,
 ) -> PairScore:
     """Score the pair. ``item_others[i]``: stored articles and other dump lines
     holding the item's i-th segment, counting the stored article of the pair;
@@ -230,6 +232,9 @@ def score_pair(
     cw_i = char_weights(len(item.compact), item.hashes, item.positions, w_i)[: len(item.codes)]
     cw_c = char_weights(len(stored.compact), stored.hashes, stored.positions, w_c)
     cw_c = cw_c[: len(stored.codes)]
+    if background is not None:
+        cw_i = cw_i * background.idf(item.codes)
+        cw_c = cw_c * background.idf(stored.codes)
     slack = settings.prefix_slack
     fwd, fwd_mass, plain = contained(item.codes, cw_i, stored.codes, slack)
     # A stored text that grew may have grown in the middle (a draft filled in
