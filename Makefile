@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= config.toml
 
-.PHONY: install run test lint format docs bench bench-detection package-check clean
+.PHONY: install run test lint format docs bench bench-detection bench-corpora package-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,12 @@ docs: install ## regenerate the CLI reference in README.md
 bench: install ## every benchmark, one table (see docs/performance.md)
 	$(BIN)/python bench/run_all.py
 
-bench-detection: install ## regenerate the labelled corpus, score feedd and the baseline
+bench-detection: install ## regenerate the labelled corpus, score feedd and the baseline; then the real corpora
 	$(BIN)/python bench/detection/run.py
+	$(BIN)/python bench/detection/corpora.py
+
+bench-corpora: install ## feedd and three baselines on every real corpus of ../shared/corpora, one table
+	$(BIN)/python bench/detection/corpora.py
 
 package-check: install ## build a wheel, install it in a clean venv, run feedd --help
 	bash .ci/package-check

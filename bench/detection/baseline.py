@@ -25,7 +25,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,13 +80,16 @@ def fingerprint(text: str) -> simhash.Simhash:
         return simhash.Simhash(list(counts.items()))
 
 
-def run_baseline(dump_dir: Path | str) -> list[dict[str, Any]]:
+def run_baseline(
+    dump_dir: Path | str, read: Callable[[Path], list[tuple[int, str]]] = read_items
+) -> list[dict[str, Any]]:
+    """The baseline's export rows; ``read`` gives a dump's item lines (default: read_items)."""
     index = simhash.SimhashIndex([], k=K)
     articles: dict[str, dict[str, Any]] = {}
     fingerprints: dict[str, list[simhash.Simhash]] = {}
     for number, path in dump_files(Path(dump_dir)):
         seen_at = (EPOCH + timedelta(hours=number)).isoformat()
-        for line, text in read_items(path):
+        for line, text in read(path):
             fp = fingerprint(text)
             hits = index.get_near_dups(fp)
             if hits:
