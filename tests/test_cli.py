@@ -91,8 +91,9 @@ def test_backfill_status_articles_export(tmp_path: Path) -> None:
             assert set(rev) == {"number", "text", "simhash", "first_seen"}
             assert re.fullmatch(r"[0-9a-f]{16}", rev["simhash"])
         for s in row["sightings"]:
-            assert set(s) == {"dump", "line", "revision", "kind", "seen_at"}
+            assert set(s) == {"dump", "line", "revision", "kind", "seen_at", "shown"}
             assert s["kind"] in ("new", "repeat", "update") and s["line"] >= 4
+            assert isinstance(s["shown"], int) and s["shown"] > 0
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:

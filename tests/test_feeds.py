@@ -392,7 +392,9 @@ def test_the_updates_feed_has_one_entry_per_new_revision(tmp_path: Path, apps: l
     items = [i.text for i in parse_dump((SEEDS / "000_d0e46117916ee2ce.txt").read_bytes()).items]
     first, edited, third = items[0], items[1], items[2]
     app.ingester.ingest_bytes("001_aaaaaaaaaaaaaaaa.txt", dump(*items[:3]).encode(), T0)
-    longer = edited.rstrip(".…") + " 这是新增加的一句话,用来说明这次修订。"
+    # An edit, not a re-cut: the opening changes too (a cut text shown longer
+    # is the same revision).
+    longer = "修订版:" + edited.rstrip(".…") + " 这是新增加的一句话,用来说明这次修订。"
     later = T0 + timedelta(days=1)
     result = app.ingester.ingest_bytes(
         "002_bbbbbbbbbbbbbbbb.txt", dump(first, longer, third).encode(), later

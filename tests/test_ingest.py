@@ -149,9 +149,7 @@ def test_a_recut_is_a_repeat_and_the_revision_keeps_the_longest_text(
     assert [r.text for r in art.revisions] == [full, steps[-1][0]]
     assert [s.revision for s in art.sightings] == [1, 1, 1, 1, 2]
     # Each sighting records how much of the text it showed.
-    assert [s.shown for s in art.sightings] == [
-        len(normalize(text)) for text, _ in steps
-    ]
+    assert [s.shown for s in art.sightings] == [len(normalize(text)) for text, _ in steps]
 
 
 def test_a_shorter_recut_never_shrinks_the_feed_entry(make_app: AppFactory) -> None:

@@ -10,10 +10,15 @@ matrix holds the matched lines (true kind x predicted kind).
 
 ``revision_accuracy`` compares revision numbers literally, which is meaningful
 for systems that number revisions from 1 in order of first appearance and
-re-use a number when a text comes back (feedd's contract). ``revert_recall``
-does not depend on numbering: a line that returns to an earlier true revision
-counts when the system calls it an update of the same article and revision it
-gave that revision's first line.
+re-use a number when a text comes back (feedd's contract). The labels follow
+the re-cut rule of generate.Labeller: a line that shows its revision's text cut
+at another length (one compact text a prefix of the other, the shorter one
+ending in an ellipsis) is a ``repeat`` of that revision and keeps its number.
+``recut_accuracy`` is the share of those re-cut lines (labels with ``"recut":
+true``) that the system called repeats. ``revert_recall`` does not depend on
+numbering: a line that returns to an earlier true revision counts when the
+system calls it an update of the same article and revision it gave that
+revision's first line.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ def score(export_rows: list[dict[str, Any]], labels: list[dict[str, Any]]) -> di
     predicted_kinds: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     revision_hits = 0
+    recut_lines = recut_hits = 0
     by_edit: dict[str, dict[str, Any]] = {}
     for key, row in truth.items():
         true_kind = str(row["kind"])
@@ -78,9 +84,12 @@ def score(export_rows: list[dict[str, Any]], labels: list[dict[str, Any]]) -> di
         if edit:
             entry = by_edit.setdefault(str(edit), {"lines": 0, "kind_correct": 0})
             entry["lines"] += 1
+        recut = bool(row.get("recut"))
+        recut_lines += recut
         if guess is None:
             continue
         _, kind, revision = guess
+        recut_hits += recut and kind == "repeat"
         if kind in KINDS:
             confusion[true_kind][kind] += 1
         predicted_kinds[kind] += 1
@@ -111,6 +120,9 @@ def score(export_rows: list[dict[str, Any]], labels: list[dict[str, Any]]) -> di
         "update_recall": _ratio(hits["update"], true_kinds["update"]),
         "repeat_accuracy": _ratio(hits["repeat"], true_kinds["repeat"]),
         "revision_accuracy": _ratio(revision_hits, len(truth)),
+        "recut_lines": recut_lines,
+        "recut_hits": recut_hits,
+        "recut_accuracy": _ratio(recut_hits, recut_lines),
         "revert_lines": reverts,
         "revert_recall": _ratio(revert_hits, reverts),
         "confusion": confusion,
@@ -158,6 +170,8 @@ _ROWS: tuple[tuple[str, str], ...] = (
     ("update_recall", "update recall"),
     ("repeat_accuracy", "repeat accuracy"),
     ("revision_accuracy", "revision accuracy"),
+    ("recut_lines", "re-cut repeat lines"),
+    ("recut_accuracy", "re-cut repeat accuracy"),
     ("revert_lines", "revert lines"),
     ("revert_recall", "revert recall"),
 )

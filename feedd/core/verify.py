@@ -50,6 +50,12 @@ class MatchSettings:
     lookup_segments: int = 48  # rarest segments of an item asked of the index
     min_evidence: float = 8.0  # weighted shingles a match must share, at least
     shingle_idf: bool = True  # also weigh shingles by how common they are in the dump
+    # How far into the item a stored text that grew is looked for, as a
+    # multiple of its own length (0: anywhere in the item).
+    grown_window: float = 0.0
+    # Weights may discount boilerplate, never invent agreement: the plain
+    # (unweighted) containment must reach this too.
+    min_plain: float = 0.55
 
 
 class Shown(Protocol):
@@ -239,13 +245,23 @@ def score_pair(
     fwd, fwd_mass, plain = contained(item.codes, cw_i, stored.codes, slack)
     # A stored text that grew may have grown in the middle (a draft filled in
     # between its headings), pushing its own tail far into the item.
-    back, back_mass, _ = contained(stored.codes, cw_c, item.codes, slack, anywhere=True)
-    weighted, mass = (fwd, fwd_mass) if fwd >= back else (back, back_mass)
+    grown = settings.grown_window
+    if grown > 0:
+        reach = item.codes[: int(len(stored.codes) * grown) + 1]
+        back, back_mass, back_plain = contained(stored.codes, cw_c, reach, slack, anywhere=True)
+    else:
+        back, back_mass, back_plain = contained(
+            stored.codes, cw_c, item.codes, slack, anywhere=True
+        )
+    weighted, mass, chosen_plain = (
+        (fwd, fwd_mass, plain) if fwd >= back else (back, back_mass, back_plain)
+    )
     long_enough = min(len(item.compact), len(stored.compact)) >= settings.min_shingles
     accepted = (
         veto is None
         and long_enough
         and mass >= settings.min_evidence
         and weighted >= settings.verify_threshold
+        and chosen_plain >= settings.min_plain
     )
     return PairScore(None, veto, round(plain, 4), round(weighted, 4), round(mass, 2), accepted)
