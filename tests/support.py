@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from feedd.app import App
 
@@ -104,3 +107,19 @@ def upgrade() -> None:
 def downgrade() -> None:
     pass
 """
+
+
+def bench_detection(name: str) -> ModuleType:
+    """bench/detection/<name>.py, loaded once under a unique module name, so
+    that its generic file names (score, baseline) shadow nothing on sys.path."""
+    unique = f"bench_detection_{name}"
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(
+        unique, ROOT / "bench" / "detection" / f"{name}.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module

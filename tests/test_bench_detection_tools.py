@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import itertools
 import json
 import os
@@ -12,28 +11,18 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.support import bench_detection
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "detection"
 
 
-def _load(name: str) -> ModuleType:
-    # A unique module name keeps these generic file names (score, baseline)
-    # from shadowing anything else on sys.path.
-    spec = importlib.util.spec_from_file_location(f"bench_detection_{name}", BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = _load("generate")
-score_mod = _load("score")
-baseline = _load("baseline")
+generate = bench_detection("generate")
+score_mod = bench_detection("score")
+baseline = bench_detection("baseline")
 
 needs_seeds = pytest.mark.skipif(
     not generate.DEFAULT_SEEDS.is_dir(), reason=f"no seed dumps at {generate.DEFAULT_SEEDS}"
@@ -309,7 +298,7 @@ def test_baseline_runs_and_is_scored(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "update recall" in table and "confusion true update -> new" in table
 
 
-run_mod = _load("run")
+run_mod = bench_detection("run")
 
 
 @needs_seeds

@@ -16,15 +16,12 @@ system loses, and the one split feedd made there before the matcher rewrite. Wit
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.support import IN_CI, ROOT
+from tests.support import IN_CI, ROOT, bench_detection
 
 BENCH = ROOT / "bench" / "detection"
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -40,19 +37,7 @@ BOUND = 1
 EMPTY_LINES = 20  # the README's empty item lines (elixir/dynamically-generating-atoms.md)
 
 
-def _load(name: str) -> ModuleType:
-    unique = f"bench_detection_{name}"
-    if unique in sys.modules:
-        return sys.modules[unique]
-    spec = importlib.util.spec_from_file_location(unique, BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-corpora = _load("corpora")
+corpora = bench_detection("corpora")
 pytestmark = pytest.mark.slow  # about 30 s, 45 s under coverage
 
 

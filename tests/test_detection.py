@@ -12,16 +12,13 @@ docs/detection.md explains the stream, the design and the known failures.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "detection"
+from tests.support import bench_detection
+
 # The report seed and size of `make bench-detection`, so that the table in
 # docs/detection.md is the one asserted here (about 5 s). The defaults were
 # tuned on other seeds (11-20).
@@ -30,19 +27,7 @@ DUMPS = 150
 ARTICLES = 150
 
 
-def _load(name: str) -> ModuleType:
-    unique = f"bench_detection_{name}"
-    if unique in sys.modules:
-        return sys.modules[unique]
-    spec = importlib.util.spec_from_file_location(unique, BENCH / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[unique] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("run")
+bench = bench_detection("run")
 
 
 @pytest.fixture(scope="module")
