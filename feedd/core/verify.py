@@ -55,7 +55,7 @@ class MatchSettings:
     grown_window: float = 0.0
     # Weights may discount boilerplate, never invent agreement: the plain
     # (unweighted) containment must reach this too.
-    min_plain: float = 0.55
+    min_plain: float = 0.65
 
 
 class Shown(Protocol):
