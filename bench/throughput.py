@@ -74,7 +74,7 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
     slice_cpu = 0.0
     ingest_seconds = 0.0
     started = time.perf_counter()
-    # As `feedd backfill` does: Ingester.ingest_many (with its helper process
+    # As `feedd backfill` does: Ingester.ingest (with its helper process
     # that parses and fingerprints ahead) inside SqlStore.batch
     # (ingest.backfill_batch dumps per transaction). The stream is generated
     # lazily, inside that loop; its time is measured and taken out.
@@ -132,7 +132,7 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
     try:
         with app.store.batch(batch, seconds=float("inf")):
             t_prev, c_prev = mark()
-            for result in app.ingester.ingest_many(feed()):
+            for result in app.ingester.ingest(feed()):
                 t_now, c_now = mark()
                 count(result, sources.popleft(), t_now - t_prev, c_now - c_prev)
                 t_prev, c_prev = t_now, c_now
@@ -163,7 +163,7 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
         "lines_per_s": totals["lines"] / ingest_seconds if ingest_seconds else 0.0,
         "slices": slices,
         "peak_rss_mb": peak_rss_mb(),
-        # The helper has exited (ingest_many shut it down), so it is counted here.
+        # The helper has exited (ingest shut it down), so it is counted here.
         "helper_cpu_seconds": _children().ru_utime + _children().ru_stime,
         "helper_rss_mb": _children().ru_maxrss / 1024,
         "db_bytes": size,

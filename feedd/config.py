@@ -10,6 +10,7 @@ Environment variables ``FEEDD_<SECTION>_<KEY>`` override the file, e.g.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -71,7 +72,12 @@ class FeedConfig:
 class ServerConfig:
     listen: str = ""  # "127.0.0.1:8080" makes `feedd run` serve HTTP too
     threads: int = 8
-    channel_timeout: int = 30  # seconds a slow client may keep a connection idle
+    channel_timeout: int = 30  # seconds a client may stall while a response is sent to it
+    # Seconds a client has to send a whole request, from connecting or from the
+    # previous response; trickling bytes does not extend it (issue 13).
+    read_deadline: int = 10
+    connection_limit: int = 1000  # open HTTP connections; waitress's own default is 100
+    max_connections_per_client: int = 100  # per client IP address
 
 
 @dataclass(frozen=True)
@@ -116,11 +122,16 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _POSITIVE = {
     "database.sqlite_cache_mb",
     "daemon.scan_interval",
+    "daemon.heartbeat_stale_seconds",
+    "daemon.max_backoff_seconds",
     "ingest.max_dump_bytes",
     "ingest.max_line_bytes",
     "ingest.backfill_batch",
     "feed.max_items",
     "server.threads",
+    "server.read_deadline",
+    "server.connection_limit",
+    "server.max_connections_per_client",
     "match.shingle_size",
     "match.min_shared_segments",
     "match.boilerplate_df",
@@ -130,6 +141,22 @@ _POSITIVE = {
     "fingerprint.segment_chars",
     "fingerprint.segment_window",
 }
+
+_NON_NEGATIVE = {"daemon.settle_seconds", "database.busy_timeout_ms"}
+# Past these the daemon breaks (SQLite's LIMIT, a feed no reader loads) or
+# waits forever; a typo of a few zeros is the likely cause.
+_AT_MOST: dict[str, float] = {
+    "feed.max_items": 10_000,
+    "feed.title_max_chars": 10_000,
+    "daemon.settle_seconds": 86_400,
+    "daemon.scan_interval": 86_400,
+    "database.busy_timeout_ms": 3_600_000,
+    "database.sqlite_cache_mb": 65_536,
+    "ingest.backfill_batch": 1_000_000,
+}
+# FEEDD_* variables that are not config keys: click's --config, and the test
+# suite's PostgreSQL server.
+_OTHER_ENV = {"FEEDD_CONFIG", "FEEDD_TEST_PG_URL"}
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -156,13 +183,20 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             except ValueError:
                 pass
     elif kind is float:
+        number: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        # nan passes every comparison check below and then breaks the
+        # scheduler; inf is no better.
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:
+            raise ConfigError(f"config: {key} must be a finite number, got {value!r}")
     elif kind is str:
         if isinstance(value, str):
             return value
@@ -208,6 +242,11 @@ def _section(
             raise ConfigError(f"config: {full} must be one of {', '.join(choices)}, got {value!r}")
         if f"{name}.{key}" in _POSITIVE and value <= 0:
             raise ConfigError(f"config: {full} must be greater than 0, got {value!r}")
+        if f"{name}.{key}" in _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"config: {full} must be 0 or more, got {value!r}")
+        most = _AT_MOST.get(f"{name}.{key}")
+        if most is not None and value > most:
+            raise ConfigError(f"config: {full} must be at most {most}, got {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -242,6 +281,7 @@ def load_config(
         section, _, name = key.partition(".")
         by_section.setdefault(section, {})[name] = value
     sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "base_dir"}
+    _check_env(env, sections)
     unknown = sorted((set(data) | set(by_section)) - set(sections))
     if unknown:
         raise ConfigError(
@@ -259,6 +299,33 @@ def load_config(
     return config
 
 
+def _check_env(env: Mapping[str, str], sections: Mapping[str, Any]) -> None:
+    """An unknown FEEDD_* variable is refused like an unknown key in the file:
+    FEEDD_FEED_MAX_ITEM=100 silently doing nothing is the worse outcome."""
+    hints = get_type_hints(Config)
+    known = set(_OTHER_ENV)
+    for name in sections:
+        known.update(f"FEEDD_{name}_{f.name}".upper() for f in dataclasses.fields(hints[name]))
+    unknown = sorted(k for k in env if k.upper().startswith("FEEDD_") and k.upper() not in known)
+    if unknown:
+        raise ConfigError(
+            f"config: unknown environment variable ${unknown[0]}; config keys are "
+            "FEEDD_<SECTION>_<KEY>, e.g. FEEDD_DATABASE_URL"
+        )
+
+
+def check_listen(value: str, key: str = "server.listen") -> tuple[str, int]:
+    """``host:port`` -> (host, port), or one line naming ``key``."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip()
+    if not sep or not host.strip("[]") or not port.isdigit():
+        raise ConfigError(f"config: {key} must look like 127.0.0.1:8080, got {value!r}")
+    number = int(port)
+    if not 0 < number <= 65535:
+        raise ConfigError(f"config: {key}: port must be 1 to 65535, got {value!r}")
+    return host.strip("[]"), number
+
+
 def _check_semantics(config: Config) -> None:
     if not 0 <= config.match.simhash_k <= 3:
         raise ConfigError(
@@ -269,11 +336,20 @@ def _check_semantics(config: Config) -> None:
         raise ConfigError("config: match.verify_threshold must be in (0, 1]")
     if not config.match.min_evidence >= 0.0:  # also refuses nan
         raise ConfigError("config: match.min_evidence must be a number >= 0")
-    host, sep, port = config.server.listen.rpartition(":")
-    if config.server.listen and (not sep or not host or not port.isdigit()):
+    if config.server.listen:
+        check_listen(config.server.listen)
+    if not config.ingest.pattern.strip():
         raise ConfigError(
-            f"config: server.listen must look like 127.0.0.1:8080, got {config.server.listen!r}"
+            "config: ingest.pattern must not be empty (it would match no file); e.g. '*.txt'"
         )
+    watch = config.path(config.ingest.watch_dir).resolve()
+    for key in ("quarantine_dir", "archive_dir"):
+        value = getattr(config.ingest, key)
+        if value and config.path(value).resolve() == watch:
+            raise ConfigError(
+                f"config: ingest.{key} must not be the watch folder ({watch}): a file set "
+                "aside there would be found again at every scan"
+            )
 
 
 def check_watch_dir(config: Config) -> Path:

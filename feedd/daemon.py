@@ -23,7 +23,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -35,28 +34,27 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from feedd import liveness
 from feedd.app import App, build
 from feedd.config import Config, check_watch_dir
-from feedd.dumpfiles import DumpFile, is_candidate_name, move_aside, order_key, stat_dump
+from feedd.dumpfiles import DUMP_NAME, DumpFile, move_aside
 from feedd.errors import (
     AlreadyRunning,
     ConfigError,
-    DumpVanished,
+    DatabaseLocked,
     FeeddError,
-    InvalidDump,
+    Interrupted,
     StorageError,
 )
-from feedd.ingest import IngestResult
+from feedd.ingest import IngestResult, source
+from feedd.ingest.source import Settler
 from feedd.model import WorkerInfo
 
 log = logging.getLogger("feedd.daemon")
 
 
-@dataclass
-class _Seen:
-    size: int
-    mtime_ns: int
-    done: bool = False  # ingested, unchanged or set aside at this size and mtime
+class DatabaseReplaced(FeeddError):
+    """The SQLite file was deleted or replaced under the running daemon."""
 
 
 class Daemon:
@@ -81,12 +79,16 @@ class Daemon:
                 "misfire_grace_time": None,
             },
         )
-        self._seen: dict[str, _Seen] = {}
+        self._settler = Settler(config.daemon.settle_seconds)
+        self._last_seq: int | None = None  # the highest dump number ingested
+        self._db_identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the SQLite file
+        self.exit_code = 0
         self._stop = threading.Event()
         self._signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._reload_requested = threading.Event()
         self._scanning = threading.Lock()
+        self._in_dump = threading.Event()  # a dump's transaction is open
         self._failures = 0
         self._retry_at = 0.0
         # The feeds may lag the database: a crash between an ingest and its
@@ -102,9 +104,11 @@ class Daemon:
 
     # lifecycle ----------------------------------------------------------------
     def start(self) -> int:
+        _quiet_apscheduler()
         check_watch_dir(self.config)
         self._acquire_single_instance()
         self.app = build(self.config)
+        self._attach(self.app)
         self._install_signals()
         interval = self.config.daemon.scan_interval
         self.scheduler.add_listener(
@@ -130,7 +134,13 @@ class Daemon:
             self.scheduler.start()
         finally:
             self._shutdown()
-        return 0
+        return self.exit_code
+
+    def _attach(self, app: App) -> None:
+        """Wire a freshly built app into the daemon's loop."""
+        app.ingester.should_stop = self._stop.is_set
+        self._last_seq = app.store.last_seq()
+        self._db_identity = _file_identity(self.config.database_url)
 
     def stop(self) -> None:
         """Finish the current dump, then stop.
@@ -220,24 +230,23 @@ class Daemon:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
             handle.close()
+            held = liveness.read(self.config.database_url)
+            holder = f"pid {held.pid} on {held.host}" if held else "another process"
             raise AlreadyRunning(
                 f"another feedd daemon ({holder}) already runs on {url.database}; stop it "
                 "first, or use PostgreSQL for several workers"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
         self._lock_file = handle
+        liveness.write(handle, self._worker_info("starting"))
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
             log.warning("job %s missed its run time; it runs at the next tick", event.job_id)
         elif event.code == EVENT_JOB_MAX_INSTANCES:
-            log.info("job %s still running; this tick folds into it", event.job_id)
+            # Normal while a long dump is ingested: the running scan picks up
+            # whatever this tick would have found.
+            log.debug("job %s still running; this tick folds into it", event.job_id)
         elif event.code == EVENT_JOB_ERROR:
             log.error("job %s failed: %r", event.job_id, getattr(event, "exception", None))
 
@@ -246,7 +255,7 @@ class Daemon:
         """Run a scan now (or at ``at``) instead of waiting for the interval."""
         if at is None:
             self._wake.set()
-            if self._scanning.locked():
+            if self._in_dump.is_set():
                 return  # the running scan loops once more when it sees _wake
         if not self.scheduler.running:
             return
@@ -291,6 +300,9 @@ class Daemon:
             port,
             threads=self.config.server.threads,
             channel_timeout=self.config.server.channel_timeout,
+            read_deadline=self.config.server.read_deadline,
+            connection_limit=self.config.server.connection_limit,
+            max_connections_per_client=self.config.server.max_connections_per_client,
         )
         log.info("serving feeds on http://%s:%s/", host, self._server.port)
 
@@ -303,25 +315,31 @@ class Daemon:
 
     def _beat(self, status: str) -> None:
         assert self.app is not None
+        info = self._worker_info(status)
+        if self._lock_file is not None:
+            liveness.write(self._lock_file, info)
+            if self._in_dump.is_set():
+                # A dump in progress holds SQLite's write lock: the database
+                # write would wait busy_timeout and fail; the lock file has it.
+                return
+        self.app.store.heartbeat(info)
+
+    def _worker_info(self, status: str) -> WorkerInfo:
         job = self.scheduler.get_job("scan") if self.scheduler.running else None
-        pending = [s for s in self._seen.values() if not s.done]
-        self.app.store.heartbeat(
-            WorkerInfo(
-                id=self.worker_id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                started_at=self.started_at,
-                heartbeat_at=self.now(),
-                last_scan_at=self.last_scan_at,
-                next_scan_at=job.next_run_time if job else None,
-                status=status,
-                pending=len(pending),
-                oldest_pending_at=(
-                    datetime.fromtimestamp(min(s.mtime_ns for s in pending) / 1e9, UTC)
-                    if pending
-                    else None
-                ),
-            )
+        pending = self._settler.pending()
+        return WorkerInfo(
+            id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            heartbeat_at=self.now(),
+            last_scan_at=self.last_scan_at,
+            next_scan_at=job.next_run_time if job else None,
+            status=status,
+            pending=len(pending),
+            oldest_pending_at=(
+                datetime.fromtimestamp(min(mtime for _, mtime in pending), UTC) if pending else None
+            ),
         )
 
     def scan(self) -> None:
@@ -347,11 +365,22 @@ class Daemon:
             return
         assert self.app is not None
         try:
+            self._check_database()
             self._ingest_ready()
             if self._publish_needed or not (self.app.output_dir / "feed.atom").exists():
                 self.app.publish()
                 self._publish_needed = False
             self._failures = 0
+        except DatabaseReplaced as exc:
+            log.critical("%s", exc)
+            self.exit_code = 1
+            self.stop()
+        except Interrupted:
+            log.info("stopped in the middle of a dump; it was rolled back and stays pending")
+        except DatabaseLocked as exc:
+            # Another writer (a backfill) holds SQLite's lock: nothing is
+            # wrong, so no backoff; the next tick tries again.
+            log.warning("%s; files stay pending, retrying at the next tick", _one_line(exc))
         except StorageError as exc:
             self._failures += 1
             delay = min(
@@ -372,41 +401,11 @@ class Daemon:
             self.last_scan_at = self.now()
 
     def _ready_files(self) -> tuple[list[DumpFile], float | None]:
-        """Settled dump files in dump order, and when the next unsettled one settles."""
+        """Settled dump files in dump order, and when to look again
+        (feedd.ingest.source.Settler says which are settled)."""
         assert self.app is not None
-        settle = self.config.daemon.settle_seconds
-        pattern = self.config.ingest.pattern
-        ready: list[DumpFile] = []
-        next_settle: float | None = None
-        now = time.time()
-        names = set()
-        for entry in os.scandir(self.app.watch_dir):
-            if not is_candidate_name(entry.name, pattern):
-                continue
-            names.add(entry.name)
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            seen = self._seen.get(entry.name)
-            if seen and seen.done and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                continue
-            unchanged = seen is not None and (seen.size, seen.mtime_ns) == (
-                st.st_size,
-                st.st_mtime_ns,
-            )
-            self._seen[entry.name] = _Seen(st.st_size, st.st_mtime_ns)
-            age = now - st.st_mtime_ns / 1e9
-            # Settled: old enough, and (unless it is already well past settling)
-            # the same size and mtime as at the previous look.
-            if age >= settle and (unchanged or age >= 2 * settle):
-                ready.append(DumpFile(Path(entry.path), entry.name, st.st_size, st.st_mtime))
-            else:
-                due = max(settle - age, 0.05) if age < settle else settle / 2
-                next_settle = due if next_settle is None else min(next_settle, due)
-        for gone in set(self._seen) - names:
-            del self._seen[gone]
-        return sorted(ready, key=order_key), next_settle
+        listed = source.scan_folder(self.app.watch_dir, self.config.ingest, self.app.watch_dir)
+        return self._settler.ready(listed, time.monotonic())
 
     def _ingest_ready(self) -> None:
         assert self.app is not None
@@ -416,6 +415,7 @@ class Daemon:
         for dump in ready:
             if self._stop.is_set():
                 break
+            self._check_database()
             result = self._ingest_one(dump)
             # Flag at once: a later dump of this scan may fail (database gone),
             # and the changes committed so far must still reach the feeds.
@@ -424,32 +424,31 @@ class Daemon:
 
     def _ingest_one(self, dump: DumpFile) -> IngestResult | None:
         assert self.app is not None
+        self._in_dump.set()
         try:
-            dump = stat_dump(
-                dump.path,
-                follow_symlinks=self.config.ingest.follow_symlinks,
-                root=self.app.watch_dir,
-            )
             result = self.app.ingester.ingest_file(dump)
-        except DumpVanished:
-            log.info("%s vanished before it was read; skipped", dump.name)
-            self._seen.pop(dump.name, None)
+        finally:
+            self._in_dump.clear()
+        if result is None:
+            self._settler.forget(dump)
             return None
-        except InvalidDump as exc:
-            result = self.app.ingester.reject(dump.path, exc.reason, dump.size)
-        seen = self._seen.get(dump.name)
+        if result.status == "ingested":
+            self._note_order(dump)
         try:
             if result.status == "rejected":
                 target = move_aside(
                     dump.path,
                     self.config.path(self.config.ingest.quarantine_dir),
                     f"{dump.name}: {result.reason}",
+                    name=dump.name,
                 )
-                log.warning("quarantined %s -> %s: %s", dump.name, target, result.reason)
+                log.info("set %s aside in %s", dump.name, target)
                 if result.content_hash:
                     self.app.store.set_dump_location(dump.name, result.content_hash, str(target))
             elif self.config.ingest.archive_dir:
-                target = move_aside(dump.path, self.config.path(self.config.ingest.archive_dir))
+                target = move_aside(
+                    dump.path, self.config.path(self.config.ingest.archive_dir), name=dump.name
+                )
                 if result.content_hash:
                     self.app.store.set_dump_location(dump.name, result.content_hash, str(target))
         except FileNotFoundError:
@@ -461,9 +460,38 @@ class Daemon:
             log.error(
                 "could not move %s out of the watch folder: %s; it stays there", dump.name, exc
             )
-        if seen is not None:
-            seen.done = True
+        self._settler.done(dump)
         return result
+
+    def _note_order(self, dump: DumpFile) -> None:
+        """Log a dump that arrives after a later-numbered one was ingested: it is
+        ingested in arrival order (the README says so), not slotted back."""
+        match = DUMP_NAME.match(dump.name)
+        if match is None:
+            return
+        seq = int(match.group(1))
+        if self._last_seq is not None and seq < self._last_seq:
+            log.warning(
+                "%s arrived late: dump %d was already ingested; ingested in arrival order",
+                dump.name,
+                self._last_seq,
+                extra={"event": "late", "dump": dump.name},
+            )
+        self._last_seq = seq if self._last_seq is None else max(seq, self._last_seq)
+
+    def _check_database(self) -> None:
+        """Stop if the SQLite file was deleted or replaced: every later dump
+        would be "ingested" into a file nobody can open again."""
+        if self._db_identity is None:
+            return
+        now = _file_identity(self.config.database_url)
+        if now != self._db_identity:
+            path = make_url(self.config.database_url).database
+            what = "deleted" if now is None else "replaced by another file"
+            raise DatabaseReplaced(
+                f"the database file {path} was {what} while feedd was running; stopping so "
+                "that nothing more is lost. Restore it (or start afresh) and start feedd again"
+            )
 
     def _reload(self) -> None:
         if self._reload_config is None:
@@ -477,12 +505,41 @@ class Daemon:
             return
         old = self.app
         self.config, self.app = new, app
+        self._attach(app)
+        self._settler.settle = new.daemon.settle_seconds
         if old is not None:
             old.close()
         job = self.scheduler.get_job("scan")
         if job is not None:
             job.reschedule("interval", seconds=new.daemon.scan_interval)
+        # feed.* settings (title, max_items) show at once, not at the next ingest.
+        self._publish_needed = True
         log.info("config reloaded")
+
+
+class _SkippedRuns(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
+def _quiet_apscheduler() -> None:
+    """APScheduler warns when a tick finds the scan still running, which is
+    normal during a long dump; our listener logs it at debug instead."""
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRuns) for f in logger.filters):
+        logger.addFilter(_SkippedRuns())
+
+
+def _file_identity(database_url: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a SQLite database file; None when there is none."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    try:
+        st = os.stat(str(url.database))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _one_line(exc: BaseException) -> str:

@@ -25,9 +25,10 @@ CHUNK = 1 << 20
 @dataclass(frozen=True)
 class DumpFile:
     path: Path
-    name: str
+    name: str  # printable (feedd.ingest.source.printable_name)
     size: int
     mtime: float
+    problem: str | None = None  # why it is set aside instead of read
 
     @property
     def seq(self) -> int | None:
@@ -51,29 +52,11 @@ def is_candidate_name(name: str, pattern: str) -> bool:
     return fnmatch(name, pattern) and not any(fnmatch(name, t) for t in _TEMPORARY)
 
 
-def stat_dump(path: Path, *, follow_symlinks: bool = False, root: Path | None = None) -> DumpFile:
-    """Raise InvalidDump for things that are not regular files we may read."""
-    if path.is_symlink():
-        target = path.resolve()
-        if not follow_symlinks:
-            raise InvalidDump(
-                f"symlink to {target} not followed (set ingest.follow_symlinks = true to allow)"
-            )
-        if root is not None and not target.is_relative_to(root.resolve()):
-            raise InvalidDump(f"symlink points outside the watch folder: {target}")
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise DumpVanished() from None
-    except PermissionError:
-        raise InvalidDump("no permission to read the file") from None
-    if not path.is_file():
-        raise InvalidDump("not a regular file (a directory or a device)")
-    return DumpFile(path, path.name, st.st_size, st.st_mtime)
-
-
 def list_dumps(paths: list[Path], pattern: str = "*.txt") -> list[Path]:
-    """Files named directly, plus matching files inside folders (not recursive)."""
+    """Files named directly, plus matching files inside folders (not recursive).
+
+    Only for counting; feedd.ingest.source examines each entry.
+    """
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -130,17 +113,45 @@ def read_dump(path: Path, *, max_bytes: int, max_line_bytes: int) -> tuple[bytes
         raise InvalidDump("not a regular file (a directory)") from None
 
 
-def move_aside(path: Path, folder: Path, reason: str | None = None) -> Path:
-    """Move into folder without overwriting; write <name>.reason.txt when rejected."""
+# A file name may be 255 bytes (NAME_MAX on Linux filesystems); the reason file
+# adds a suffix, and a second copy of a name adds ".N".
+NAME_MAX = 255
+_REASON = ".reason.txt"
+
+
+def _fits(name: str, room: int) -> str:
+    """``name``, shortened (with a hash of the whole, so that names stay apart)
+    until it and ``room`` more bytes fit in NAME_MAX."""
+    raw = os.fsencode(name)
+    if len(raw) + room <= NAME_MAX:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or len(os.fsencode(suffix)) > 16:
+        stem, suffix = name, ""
+    tag = "~" + hashlib.sha256(raw).hexdigest()[:12] + (f".{suffix}" if suffix else "")
+    keep = NAME_MAX - room - len(os.fsencode(tag))
+    cut = os.fsencode(stem)[:keep].decode("utf-8", "ignore")
+    return cut + tag
+
+
+def move_aside(
+    path: Path, folder: Path, reason: str | None = None, name: str | None = None
+) -> Path:
+    """Move into folder without overwriting; write <name>.reason.txt when rejected.
+
+    ``name`` is what to call it there (default: its own name); too long a name
+    is shortened so that the reason file fits beside it.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
+    base = Path(_fits(name or path.name, len(_REASON) + 8))
+    target = folder / base.name
     n = 1
-    while target.exists() or (reason and Path(f"{target}.reason.txt").exists()):
-        target = folder / f"{path.stem}.{n}{path.suffix}"
+    while target.exists() or (reason and Path(f"{target}{_REASON}").exists()):
+        target = folder / f"{base.stem}.{n}{base.suffix}"
         n += 1
     if reason is not None:
-        reason_file = Path(f"{target}.reason.txt")
-        tmp = reason_file.with_name(reason_file.name + ".tmp")
+        reason_file = Path(f"{target}{_REASON}")
+        tmp = reason_file.with_name(f".{reason_file.name}.tmp")
         tmp.write_text(reason + "\n", encoding="utf-8")
         os.replace(tmp, reason_file)
     shutil.move(str(path), str(target))

@@ -39,11 +39,18 @@ class InvalidDump(FeeddError):
         return self.message
 
 
-class DumpVanished(InvalidDump):
-    """The file disappeared between listing and reading: nothing to set aside."""
+class DumpVanished(FeeddError):
+    """The file disappeared between listing and reading: nothing to record or set
+    aside (another worker took it, or a person moved it). Not an InvalidDump."""
 
-    def __init__(self, reason: str = "the file vanished before it could be read") -> None:
-        super().__init__(reason)
+    default_message = "the file vanished before it could be read"
+
+
+class Interrupted(FeeddError):
+    """A stop was asked for in the middle of a dump; its transaction was rolled
+    back, so the dump is ingested whole at the next start."""
+
+    default_message = "stopped in the middle of a dump; it was rolled back and stays pending"
 
 
 class StorageError(FeeddError):

@@ -113,14 +113,17 @@ def test_former_candidate_misses_are_found(sqlite_url: str, before: str, after: 
 
     from feedd.app import build
     from feedd.config import load_config
+    from feedd.core.decide import Decision
     from tests.support import dump_bytes
 
     app = build(load_config(None, env={}, overrides={"database.url": sqlite_url}))
     try:
         seen = datetime(2026, 1, 1, tzinfo=UTC)
         app.ingester.ingest_bytes("000_0000000000000000.txt", dump_bytes(before), seen)
-        result = app.ingester.ingest_bytes("001_0000000000000001.txt", dump_bytes(after), seen)
+        observed: list[Decision] = []
+        app.ingester.observer = lambda _name, lines: observed.extend(d for _, d in lines)
+        app.ingester.ingest_bytes("001_0000000000000001.txt", dump_bytes(after), seen)
     finally:
         app.close()
-    decision = result.decisions[0]
+    decision = observed[0]
     assert (decision.kind.value, decision.article_id) == ("update", 1), decision.reason

@@ -328,6 +328,18 @@ RUN_MISTAKES = [
     ("[database]\nurl = 'not a url'\n", {}, "database.url"),
     ("[server]\nlisten = 'everywhere'\n", {}, "server.listen must look like"),
     ("[log]\nlevel = 'loud'\n", {}, "log.level must be one of"),
+    # Values that passed the checks but broke the daemon (issue 13, item 6).
+    ("[ingest]\nquarantine_dir = 'dumps'\n", {}, "ingest.quarantine_dir must not be the watch"),
+    ("[ingest]\narchive_dir = './dumps/'\n", {}, "ingest.archive_dir must not be the watch"),
+    ("[daemon]\nsettle_seconds = nan\n", {}, "daemon.settle_seconds must be a finite number"),
+    ("[daemon]\nscan_interval = nan\n", {}, "daemon.scan_interval must be a finite number"),
+    ("", {"FEEDD_DAEMON_SCAN_INTERVAL": "inf"}, "$FEEDD_DAEMON_SCAN_INTERVAL) must be a finite"),
+    ("[feed]\nmax_items = 100000000000\n", {}, "feed.max_items must be at most"),
+    ("[ingest]\npattern = ''\n", {}, "ingest.pattern must not be empty"),
+    ("[server]\nlisten = '127.0.0.1:99999'\n", {}, "server.listen: port must be 1 to 65535"),
+    ("[server]\nlisten = ':8080'\n", {}, "server.listen must look like"),
+    ("[server]\nlisten = 'no-such-host.invalid:8080'\n", {}, "server.listen"),
+    ("", {"FEEDD_FEED_MAX_ITEM": "100"}, "unknown environment variable $FEEDD_FEED_MAX_ITEM"),
     ("[daemon\n", {}, "is not valid TOML"),
 ]
 
@@ -354,6 +366,28 @@ def test_run_refuses_a_config_mistake_in_one_line(
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "missing").exists(), "nothing created for a wrong path"
+
+
+def test_run_refuses_a_listen_port_in_use_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "dumps").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        (tmp_path / "config.toml").write_text(f"[server]\nlisten = '127.0.0.1:{port}'\n")
+        proc = subprocess.run(
+            [sys.executable, "-m", "feedd", "-c", str(tmp_path / "config.toml"), "run"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=clean_env(),
+            timeout=60,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert "server.listen" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_run_refuses_a_missing_config_file(tmp_path: Path) -> None:

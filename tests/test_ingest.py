@@ -297,33 +297,32 @@ def test_preparing_ahead_in_a_second_process_changes_nothing(
     # 150 dumps: past PREPARE_AFTER, so the helper process prepares most of
     # them; a dump that does not parse and a file that cannot be read sit
     # among them, and the same text seen in an earlier run is not re-fingerprinted.
-    from feedd import ingest as ingest_module
-    from feedd.ingest import PREPARE_AFTER
+    from feedd.ingest import ahead as ingest_module
+    from feedd.ingest.ahead import PREPARE_AFTER
     from tests.support import generate_stream
 
     submitted = Counter[str]()
-    real_submit = ingest_module._Preparer.submit
+    real_submit = ingest_module.Preparer.submit
 
     def submit(self, group: list[bytes]):  # type: ignore[no-untyped-def]
         submitted["dumps"] += len(group)
         return real_submit(self, group)
 
-    monkeypatch.setattr(ingest_module._Preparer, "submit", submit)
+    monkeypatch.setattr(ingest_module.Preparer, "submit", submit)
 
     folder = tmp_path / "dumps"
     folder.mkdir()
     for n, (name, data) in enumerate(generate_stream(150)):
         (folder / name).write_bytes(b"not a dump at all\n" if n == 100 else data)
     (folder / "120_unreadable.txt").mkdir()  # a folder where a dump should be
-    files = sorted(folder.iterdir())
-    assert len(files) > PREPARE_AFTER + 50
+    assert len(list(folder.iterdir())) > PREPARE_AFTER + 50
 
     exports = []
     for ahead in (False, True):
         # Inline on the parametrised database; ahead on a SQLite file of its own.
         where = {"database__url": f"sqlite:///{tmp_path / 'ahead.db'}"} if ahead else {}
         app = make_app(ingest__prepare_ahead=ahead, **where)
-        results = app.ingester.ingest_paths(files)
+        results = app.ingester.ingest_paths([folder])
         statuses = Counter(r.status for r in results)
         assert statuses == {"ingested": 149, "rejected": 2}, statuses
         exports.append(
@@ -336,7 +335,9 @@ def test_preparing_ahead_in_a_second_process_changes_nothing(
                 for a in app.store.export()
             ]
         )
-    assert submitted["dumps"] == 150 - PREPARE_AFTER, "the helper prepared the rest"
+    # The folder is set aside first (entries with a problem lead the order),
+    # so it is one of the PREPARE_AFTER dumps taken inline.
+    assert submitted["dumps"] == 150 - (PREPARE_AFTER - 1), "the helper prepared the rest"
     assert exports[0] == exports[1]
     assert sum(len(revs) > 1 for _, revs, _ in exports[1]) > 5, "the stream has updates"
 
@@ -348,7 +349,7 @@ def _dying_prepare(group, limits, settings):  # type: ignore[no-untyped-def]
     # Runs in the helper process: it dies on its second task, as if OOM-killed.
     import os
 
-    from feedd.ingest import _prepare_ahead
+    from feedd.ingest.ahead import _prepare_ahead
 
     _TASKS["n"] += 1
     if _TASKS["n"] == 2:
@@ -359,7 +360,7 @@ def _dying_prepare(group, limits, settings):  # type: ignore[no-untyped-def]
 def test_a_helper_that_dies_costs_time_not_results(
     make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:  # type: ignore[no-untyped-def]
-    from feedd import ingest as ingest_module
+    from feedd.ingest import ahead as ingest_module
     from tests.support import generate_stream
 
     folder = tmp_path / "stream"

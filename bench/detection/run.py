@@ -53,7 +53,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -189,26 +189,20 @@ def run_feedd(corpus: Path, overrides: dict[str, Any] | None = None) -> FeeddRun
             overrides={"database.url": f"sqlite:///{tmp}/feedd.db", **(overrides or {})},
         )
         app = build(config)
+        decisions: dict[Key, Any] = {}
+
+        def observe(name: str, lines: Sequence[tuple[int, Any]]) -> None:
+            decisions.update(((name, line), d) for line, d in lines)
+
+        app.ingester.observer = observe
         try:
             started = time.perf_counter()
-            results = app.ingester.ingest_paths(dump_paths(corpus))
+            app.ingester.ingest_paths(dump_paths(corpus))
             seconds = time.perf_counter() - started
             exported = list(app.store.export())
         finally:
             app.close()
     rows = [_article_json(a, full=True) for a in exported]
-    # Decisions come in item order; so do a dump's sightings sorted by line.
-    lines: dict[str, list[int]] = defaultdict(list)
-    for row in rows:
-        for sighting in row["sightings"]:
-            lines[sighting["dump"]].append(int(sighting["line"]))
-    decisions: dict[Key, Any] = {}
-    for result in results:
-        numbers = sorted(lines.get(result.name, []))
-        if result.status == "ingested" and len(numbers) == len(result.decisions):
-            decisions.update(
-                ((result.name, n), d) for n, d in zip(numbers, result.decisions, strict=True)
-            )
     return FeeddRun(rows, seconds, decisions, {a.id: a.uid for a in exported})
 
 

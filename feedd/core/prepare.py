@@ -1,7 +1,7 @@
 """The pure part of ingesting a dump: parse it, key every line, fingerprint the new.
 
 ``prepare`` needs no database, so a backfill runs it for the next dumps in a
-second process while the first one writes (``feedd/ingest.py``). Which texts
+second process while the first one writes (``feedd.ingest.ahead``). Which texts
 are new is the database's to say; the preparer guesses from the texts it has
 already seen in this run and fingerprints the others. A wrong guess costs
 time only: the ingester fingerprints any text it finds unprepared, and a

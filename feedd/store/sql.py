@@ -35,19 +35,32 @@ T = TypeVar("T")
 _ADVISORY_INGEST = 0x66656564_01  # serialises match-or-create across PG workers
 
 
+@contextmanager
+def translated_errors(driver_errors: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """The one place where database failures become feedd's errors.
+
+    Operational failures (locked, unreachable, a connection lost) become
+    DatabaseLocked or StorageError, whether SQLAlchemy wrapped them or they came
+    straight from the driver (IngestTx runs on the DBAPI connection); anything
+    else is a bug and propagates as is.
+    """
+    try:
+        yield
+    except OperationalError as exc:
+        raise _storage_error(exc.orig) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageError(f"lost the database connection: {exc.orig}") from exc
+        raise
+    except driver_errors as exc:
+        raise _storage_error(exc) from exc
+
+
 def wrap_errors(fn: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
+        with translated_errors():
             return fn(*args, **kwargs)
-        except OperationalError as exc:
-            if "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower():
-                raise DatabaseLocked() from exc
-            raise StorageError(f"database error: {exc.orig}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageError(f"lost the database connection: {exc.orig}") from exc
-            raise
 
     return wrapper
 
@@ -87,6 +100,11 @@ class SqlStore:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
+    @wrap_errors
+    def schema_revision(self) -> str | None:
+        """The schema's Alembic revision (None: no feedd schema). A read only."""
+        return migrate.current_revision(self.engine)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -123,18 +141,15 @@ class SqlStore:
         if self._dry is not None or self._batch is not None or dumps <= 1:
             yield
             return
-        try:
-            with self.engine.connect() as conn:
-                batch = _Batch(conn.execution_options(**{WRITE: True}), dumps, seconds)
-                self._batch = batch
-                try:
-                    yield
-                    batch.commit()
-                finally:
-                    self._batch = None
-                    batch.rollback()
-        except self._driver_errors as exc:
-            raise _storage_error(exc) from exc
+        with translated_errors(self._driver_errors), self.engine.connect() as conn:
+            batch = _Batch(conn.execution_options(**{WRITE: True}), dumps, seconds)
+            self._batch = batch
+            try:
+                yield
+                batch.commit()
+            finally:
+                self._batch = None
+                batch.rollback()
 
     @contextmanager
     def ingest_transaction(self) -> Iterator[IngestTx]:
@@ -143,18 +158,13 @@ class SqlStore:
             with self._dry.begin_nested():
                 yield IngestTx(self._dry)
             return
-        try:
+        with translated_errors(self._driver_errors):
             if self._batch is not None:
                 with self._batch.dump() as conn:
                     yield IngestTx(conn)
                 return
             with self._write() as conn:
                 yield IngestTx(conn)
-        except OperationalError as exc:
-            raise _storage_error(exc.orig) from exc
-        except self._driver_errors as exc:
-            # IngestTx runs on the DBAPI connection: its errors are the driver's.
-            raise _storage_error(exc) from exc
 
     @functools.cached_property
     def _driver_errors(self) -> tuple[type[Exception], ...]:
@@ -163,16 +173,8 @@ class SqlStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                with conn.begin():
-                    yield conn
-        except OperationalError as exc:
-            raise StorageError(f"database error: {exc.orig}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageError(f"lost the database connection: {exc.orig}") from exc
-            raise
+        with translated_errors(), self.engine.connect() as conn, conn.begin():
+            yield conn
 
     # reads ------------------------------------------------------------------
     @contextmanager
@@ -234,6 +236,14 @@ class SqlStore:
                 q = q.limit(limit)
             return [dump_info(r) for r in conn.execute(q)]
 
+    def last_seq(self) -> int | None:
+        """The highest dump number (NNN of NNN_<hex>.txt) ingested so far."""
+        with self._read() as conn:
+            value: int | None = conn.execute(
+                select(func.max(dumps.c.seq)).where(dumps.c.status == "ingested")
+            ).scalar()
+            return value
+
     def last_change(self) -> datetime | None:
         with self._read() as conn:
             value: datetime | None = conn.execute(
@@ -266,6 +276,19 @@ class SqlStore:
             art = _article(rows[0])
             return _with_history(conn, [art])[0] if full else art
 
+    def articles_by_prefix(self, prefix: str, *, limit: int = 5) -> tuple[int, list[Article]]:
+        """How many articles' uids start with ``prefix``, and the first ``limit``
+        of them (without history), oldest first."""
+        with self._read() as conn:
+            where = articles.c.uid.startswith(prefix.strip().lower(), autoescape=True)
+            count = int(
+                conn.execute(select(func.count()).select_from(articles).where(where)).scalar_one()
+            )
+            rows = conn.execute(
+                _article_select().where(where).order_by(articles.c.id).limit(limit)
+            ).all()
+            return count, [_article(r) for r in rows]
+
     def export(self, *, batch: int = 500) -> Iterator[Article]:
         """Every article with revisions and sightings, in first-seen order."""
         last = 0
@@ -291,6 +314,7 @@ class SqlStore:
                     revisions.c.number,
                     revisions.c.text,
                     revisions.c.first_seen,
+                    revisions.c.first_line,
                 )
                 .where(revisions.c.number > 1)
                 .order_by(revisions.c.first_seen.desc(), revisions.c.id.desc())
@@ -304,7 +328,7 @@ class SqlStore:
                     for r in conn.execute(_article_select().where(articles.c.id.in_(ids)))
                 )
             }
-            return [UpdateEntry(arts[aid], n, t, fs) for aid, n, t, fs in rows]
+            return [UpdateEntry(arts[aid], n, t, fs, line) for aid, n, t, fs, line in rows]
 
     @wrap_errors
     def set_dump_location(self, name: str, content_hash: str, location: str) -> None:
@@ -314,6 +338,44 @@ class SqlStore:
                 .where(dumps.c.name == name, dumps.c.content_hash == content_hash)
                 .values(location=location)
             )
+
+    def rejected_dumps(
+        self, *, outstanding_only: bool = False, limit: int | None = None
+    ) -> tuple[int, list[tuple[DumpInfo, bool]]]:
+        """Rejection records, newest first, each with whether a dump of the same
+        name was ingested after it (resolved); and how many match in all.
+        ``outstanding_only`` leaves the resolved ones out."""
+        later = dumps.alias("later")
+        resolved = (
+            select(later.c.id)
+            .where(
+                later.c.name == dumps.c.name,
+                later.c.status == "ingested",
+                later.c.id > dumps.c.id,
+            )
+            .exists()
+        )
+        where = [dumps.c.status == "rejected"]
+        if outstanding_only:
+            where.append(~resolved)
+        with self._read() as conn:
+            count = int(
+                conn.execute(select(func.count()).select_from(dumps).where(*where)).scalar_one()
+            )
+            q = select(dumps, resolved.label("resolved")).where(*where).order_by(dumps.c.id.desc())
+            if limit:
+                q = q.limit(limit)
+            return count, [(dump_info(r), bool(r.resolved)) for r in conn.execute(q)]
+
+    @wrap_errors
+    def clear_rejected(self, name: str | None = None) -> int:
+        """Delete rejection records (all, or those of dump ``name``); returns how
+        many. Only records: files are never touched."""
+        with self._write() as conn:
+            q = dumps.delete().where(dumps.c.status == "rejected")
+            if name is not None:
+                q = q.where(dumps.c.name == name)
+            return int(conn.execute(q).rowcount)
 
     # workers ----------------------------------------------------------------
     @wrap_errors
@@ -410,6 +472,7 @@ def _article_select() -> Any:
             last_seen.label("last_seen"),
             current.c.text.label("text"),
             first.c.text.label("first_text"),
+            current.c.first_line.label("updated_line"),
         )
         .join(
             current,
@@ -434,6 +497,8 @@ def _article(row: Any) -> Article:
         revision_count=m["revision_count"],
         text=m["text"],
         first_text=m["first_text"],
+        first_line=m["first_line"],
+        updated_line=m["updated_line"],
     )
 
 

@@ -1,4 +1,4 @@
-"""Ingest dumps: parse, fingerprint and decide each item, store it all.
+"""The per-dump service: parse, fingerprint and decide each item, store it all.
 
 This is the one place where the pure core meets the store. One dump is one
 transaction: either every line of it is recorded, or none is.
@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import logging
-import multiprocessing
 import os
-import signal
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +32,6 @@ from feedd.core.decide import (
 )
 from feedd.core.fingerprint import (
     Fingerprint,
-    FingerprintSettings,
     TextKey,
     fingerprint,
     head_key,
@@ -55,8 +48,11 @@ from feedd.core.rarity import (
 )
 from feedd.core.text import compact, hex64
 from feedd.core.verify import Opening, Text
-from feedd.dumpfiles import DUMP_NAME, DumpFile, order_key, read_dump, stat_dump
-from feedd.errors import DumpVanished, InvalidDump
+from feedd.dumpfiles import DUMP_NAME, DumpFile
+from feedd.errors import DumpVanished, Interrupted, InvalidDump
+from feedd.ingest import source
+from feedd.ingest.ahead import Prepared, with_fingerprints
+from feedd.ingest.source import DumpBytes
 from feedd.store.sql import DumpRecord, IngestTx, SqlStore
 
 log = logging.getLogger("feedd.ingest")
@@ -65,6 +61,9 @@ log = logging.getLogger("feedd.ingest")
 # in any database, on any machine, forever.
 ARTICLE_NAMESPACE = uuid.UUID("5f0c3f4e-2f7a-5b7e-9d51-6a0e0d8f3c11")
 
+# A stop asked for in the middle of a dump is noticed within this many lines.
+CHECK_EVERY = 512
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -72,6 +71,9 @@ def utcnow() -> datetime:
 
 @dataclass
 class IngestResult:
+    """What became of one dump. The per-line decisions are not kept here (a
+    1M-line backfill held 260 MB of them); ``Ingester.observer`` sees them."""
+
     name: str
     status: str  # ingested | unchanged | rejected
     items: int = 0
@@ -86,121 +88,17 @@ class IngestResult:
     path: str | None = None
     dump_id: int | None = None
     content_hash: str | None = None
-    decisions: list[Decision] = field(default_factory=list, repr=False)
 
     @property
     def changed(self) -> bool:
         return self.status == "ingested" and (self.new > 0 or self.update > 0)
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("decisions")
-        return d
+        return asdict(self)
 
 
-@dataclass(frozen=True)
-class DumpBytes:
-    """One dump to ingest: its bytes, or why they could not be read."""
-
-    name: str
-    data: bytes
-    observed_at: datetime
-    content_hash: str | None = None
-    path: Path | None = None
-    error: str | None = None  # unreadable: recorded as rejected, with this reason
-    size: int = 0  # of an unreadable file
-
-
-# A backfill hands parsing and fingerprinting of the next dumps to a second
-# process (ingest.prepare_ahead) once this many dumps have gone by: small
-# backfills do not pay for starting it.
-PREPARE_AFTER = 64
-# Dumps go to the helper in groups: every task wakes the executor's thread in
-# this process, whose GIL hand-offs slowed each database call ~3x when tasks
-# were single dumps.
-GROUP = 16  # dumps per task
-GROUP_BYTES = 8 << 20  # and at most this many bytes per task
-IN_FLIGHT = 3  # tasks prepared ahead of the group being written
-
-_SEEN: set[int] = set()  # in the preparing process: keys of texts it fingerprinted
-
-
-def _prepare_ahead(
-    group: list[bytes], limits: ParseLimits, settings: FingerprintSettings
-) -> list[Mapping[int, Fingerprint]]:
-    # Only the fingerprints go back: parsing again in the ingester costs less
-    # than pickling the parsed dump across.
-    if len(_SEEN) > 1_000_000:
-        _SEEN.clear()
-    out: list[Mapping[int, Fingerprint]] = []
-    for data in group:
-        try:
-            out.append(prepare(data, limits, settings, _SEEN).fingerprints)
-        except InvalidDump:
-            out.append({})  # the ingester parses it too, and records why it failed
-    return out
-
-
-def _groups(items: Iterable[DumpBytes]) -> Iterator[list[DumpBytes]]:
-    group: list[DumpBytes] = []
-    size = 0
-    for item in items:
-        group.append(item)
-        size += len(item.data)
-        if len(group) >= GROUP or size >= GROUP_BYTES:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
-
-
-def _helper_signals() -> None:
-    # Ctrl-C reaches the whole process group: the ingest process handles it
-    # and shuts the helper down, which must not die first with a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class _Preparer:
-    """One helper process that prepares dumps while the ingester writes."""
-
-    def __init__(self, limits: ParseLimits, settings: FingerprintSettings) -> None:
-        self.limits = limits
-        self.settings = settings
-        # fork: the child starts with feedd already imported (spawn would
-        # import numpy and friends again, ~0.5 s).
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        self.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_helper_signals)
-        self.broken = False
-
-    def submit(self, group: list[bytes]) -> Future[list[Mapping[int, Fingerprint]]] | None:
-        if self.broken:
-            return None
-        try:
-            return self.pool.submit(_prepare_ahead, group, self.limits, self.settings)
-        except BrokenProcessPool:
-            self._lost()
-            return None
-
-    def results(
-        self, future: Future[list[Mapping[int, Fingerprint]]] | None, count: int
-    ) -> list[Mapping[int, Fingerprint] | None]:
-        """The group's fingerprints; None each when the helper is gone (the
-        ingester then fingerprints them itself: slower, never different)."""
-        if future is not None:
-            try:
-                return list(future.result())
-            except BrokenProcessPool:
-                self._lost()
-        return [None] * count
-
-    def _lost(self) -> None:
-        if not self.broken:
-            self.broken = True
-            log.warning("the helper process that fingerprints ahead died; continuing without it")
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+# Sees each ingested dump's decisions, in line order, before its commit.
+Observer = Callable[[str, Sequence[tuple[int, Decision]]], None]
 
 
 def article_uid(fp: Fingerprint, content_hash: str, line: int) -> str:
@@ -215,89 +113,54 @@ class Ingester:
         self.config = config
         self.now = now
         self.limits = ParseLimits(max_category_chars=config.ingest.max_category_chars)
+        # `feedd backfill` logs a summary every few seconds instead of a line per dump.
+        self.log_each_dump = True
+        # Asked between chunks of a dump's lines: true stops it (Interrupted,
+        # rolled back) so that SIGTERM is not held up by a 400k-line dump.
+        self.should_stop: Callable[[], bool] = lambda: False
+        self.observer: Observer | None = None
 
     # files --------------------------------------------------------------------
     def ingest_paths(self, paths: Iterable[Path], root: Path | None = None) -> list[IngestResult]:
-        """Ingest files in dump order. Unreadable ones are recorded as rejected."""
+        """Ingest files and folders of files in dump order. Unreadable ones are
+        recorded as rejected; files that vanish on the way are skipped."""
         return list(self.iter_paths(paths, root))
 
     def iter_paths(self, paths: Iterable[Path], root: Path | None = None) -> Iterator[IngestResult]:
-        stats: list[DumpFile] = []
-        for path in paths:
-            try:
-                stats.append(
-                    stat_dump(path, follow_symlinks=self.config.ingest.follow_symlinks, root=root)
-                )
-            except InvalidDump as exc:
-                yield self.reject(path, exc.reason)
-        yield from self.ingest_many(self._read_all(sorted(stats, key=order_key)))
+        config = self.config.ingest
+        if root is None:
+            listed = source.list_paths(paths, config)
+        else:
+            listed = []
+            for path in paths:
+                try:
+                    listed.append(
+                        source.examine(path, follow_symlinks=config.follow_symlinks, root=root)
+                    )
+                except DumpVanished:
+                    continue  # gone already: nothing to record
+        yield from self.ingest_listed(listed)
 
-    def _read_all(self, dumps: Iterable[DumpFile]) -> Iterator[DumpBytes]:
-        for dump in dumps:
-            observed = self._observed(dump)
-            try:
-                data, digest = self._read(dump)
-            except DumpVanished:
-                # Gone between listing and reading: nothing to record or set aside.
-                log.info("%s vanished before it was read; skipped", dump.name)
-                continue
-            except InvalidDump as exc:
-                yield DumpBytes(
-                    dump.name, b"", observed, path=dump.path, error=exc.reason, size=dump.size
-                )
-                continue
-            yield DumpBytes(dump.name, data, observed, content_hash=digest, path=dump.path)
-
-    def ingest_many(self, dumps: Iterable[DumpBytes]) -> Iterator[IngestResult]:
-        """Ingest dumps in order, yielding each result.
-
-        Past the first PREPARE_AFTER dumps (with ingest.prepare_ahead), a helper
-        process fingerprints the next groups of dumps while this one runs the
-        database work: on 2 cores that takes most of a new text's cost off the
-        writing path (docs/performance.md).
-        """
-        items = iter(dumps)
-        # One core would only be shared between the two processes.
-        ahead = self.config.ingest.prepare_ahead and (os.cpu_count() or 1) > 1
-        for dump in itertools.islice(items, PREPARE_AFTER if ahead else None):
-            yield self._ingest_one(dump, None)
-        first = next(items, None)
-        if first is None:
-            return
-        preparer = _Preparer(self.limits, self.config.fingerprint)
-        try:
-            pending: deque[tuple[list[DumpBytes], Future[list[Mapping[int, Fingerprint]]] | None]]
-            pending = deque()
-            for group in _groups(itertools.chain([first], items)):
-                readable = [dump.data for dump in group if dump.error is None]
-                pending.append((group, preparer.submit(readable)))
-                while len(pending) > IN_FLIGHT:
-                    yield from self._ingest_group(preparer, *pending.popleft())
-            while pending:
-                yield from self._ingest_group(preparer, *pending.popleft())
-        finally:
-            preparer.close()
-
-    def _ingest_group(
-        self,
-        preparer: _Preparer,
-        group: list[DumpBytes],
-        future: Future[list[Mapping[int, Fingerprint]]] | None,
-    ) -> Iterator[IngestResult]:
-        readable = [dump for dump in group if dump.error is None]
-        prepared = dict(
-            zip(map(id, readable), preparer.results(future, len(readable)), strict=True)
+    def ingest_listed(self, listed: Iterable[DumpFile]) -> Iterator[IngestResult]:
+        """Ingest what feedd.ingest.source listed, in dump order."""
+        yield from self.ingest(
+            source.read_all(source.in_order(listed), self.config.ingest, self.now)
         )
-        for dump in group:
-            yield self._ingest_one(dump, prepared.get(id(dump)))
 
-    def _ingest_one(
-        self, dump: DumpBytes, fingerprints: Mapping[int, Fingerprint] | None
-    ) -> IngestResult:
+    def ingest(self, dumps: Iterable[DumpBytes]) -> Iterator[IngestResult]:
+        """Ingest dumps in order, yielding each result (a helper process
+        fingerprints ahead in long runs: feedd.ingest.ahead)."""
+        # One core would only be shared between the two processes.
+        if self.config.ingest.prepare_ahead and (os.cpu_count() or 1) > 1:
+            pairs = with_fingerprints(dumps, self.limits, self.config.fingerprint)
+        else:
+            pairs = ((dump, None) for dump in dumps)
+        for dump, fingerprints in pairs:
+            yield self.ingest_dump(dump, fingerprints)
+
+    def ingest_dump(self, dump: DumpBytes, fingerprints: Prepared | None = None) -> IngestResult:
         if dump.error is not None:
-            return self.reject(
-                dump.path or Path(dump.name), dump.error, dump.size, dump.observed_at
-            )
+            return self.reject(dump.name, dump.error, dump.size, dump.observed_at)
         result = self.ingest_bytes(
             dump.name,
             dump.data,
@@ -309,36 +172,18 @@ class Ingester:
             result.path = str(dump.path)
         return result
 
-    def _observed(self, dump: DumpFile) -> datetime:
-        return dump.mtime_utc if self.config.ingest.observed_time == "mtime" else self.now()
-
-    def _read(self, dump: DumpFile) -> tuple[bytes, str]:
-        return read_dump(
-            dump.path,
-            max_bytes=self.config.ingest.max_dump_bytes,
-            max_line_bytes=self.config.ingest.max_line_bytes,
-        )
-
-    def ingest_file(self, dump: DumpFile) -> IngestResult:
-        """One file; raises DumpVanished when it is gone before it could be read."""
-        observed = self._observed(dump)
-        try:
-            data, digest = self._read(dump)
-        except DumpVanished:
-            raise
-        except InvalidDump as exc:
-            return self.reject(dump.path, exc.reason, dump.size, observed)
-        return self._ingest_one(
-            DumpBytes(dump.name, data, observed, content_hash=digest, path=dump.path), None
-        )
+    def ingest_file(self, dump: DumpFile) -> IngestResult | None:
+        """One listed file; None when it vanished before it could be read."""
+        got = source.read(dump, self.config.ingest, self.now())
+        return None if got is None else self.ingest_dump(got)
 
     def reject(
-        self, path: Path, reason: str, size: int = 0, observed: datetime | None = None
+        self, name: str, reason: str, size: int = 0, observed: datetime | None = None
     ) -> IngestResult:
         # A file we could not read has no content hash; record it under the
         # hash of its reason so that the same failure is not recorded twice.
         digest = "unread:" + hashlib.sha256(reason.encode()).hexdigest()[:57]
-        return self._record_rejection(path.name, digest, size, observed or self.now(), reason)
+        return self._record_rejection(name, digest, size, observed or self.now(), reason)
 
     # bytes --------------------------------------------------------------------
     def ingest_bytes(
@@ -382,7 +227,8 @@ class Ingester:
                 update_count=result.update,
                 duration_ms=result.duration_ms,
             )
-        log.info(
+        log.log(
+            logging.INFO if self.log_each_dump else logging.DEBUG,
             "ingested %s: %d item lines, %d new, %d repeat, %d update, %d ms",
             name,
             result.items,
@@ -432,10 +278,18 @@ class Ingester:
             [(item.line, item.text, key) for item, key in zip(parsed.items, keys, strict=True)],
             prepared.fingerprints,
         )
+        if self.observer is not None:
+            self.observer(
+                name, [(item.line, d) for item, d in zip(parsed.items, decisions, strict=True)]
+            )
         counts = {Kind.NEW: 0, Kind.REPEAT: 0, Kind.UPDATE: 0}
         rows: list[tuple[Any, ...]] = []
         seen_at = tx.timestamp(observed_at)
-        for item, key, matched, decision in zip(parsed.items, keys, items, decisions, strict=True):
+        for n, (item, key, matched, decision) in enumerate(
+            zip(parsed.items, keys, items, decisions, strict=True)
+        ):
+            if n % CHECK_EVERY == 0:
+                self._check_stop()
             article_id, revision_id = self._apply(
                 tx, decision, matched, item.text, digest, dump_id, observed_at
             )
@@ -465,8 +319,11 @@ class Ingester:
             version=version,
             encoding=parsed.encoding,
             dump_id=dump_id,
-            decisions=decisions,
         )
+
+    def _check_stop(self) -> None:
+        if self.should_stop():
+            raise Interrupted()
 
     def _apply(
         self,
@@ -546,6 +403,8 @@ class Ingester:
         recuts = self._recuts(tx, lines, claims)
         fps: dict[int, Fingerprint] = {}
         for index, (_, raw, key) in enumerate(lines):
+            if index % CHECK_EVERY == 0:
+                self._check_stop()
             if claims[index] is None and recuts[index] is None:
                 fps[index] = self._fingerprint(raw, key, prepared)
         in_dump = dump_counts(fps.values())
@@ -558,7 +417,9 @@ class Ingester:
         }
         postings = tx.postings(h for hashes in asked.values() for h in hashes)
         proposed: dict[int, list[tuple[int, float, tuple[tuple[int, int], ...]]]] = {}
-        for index, fp in fps.items():
+        for n, (index, fp) in enumerate(fps.items()):
+            if n % CHECK_EVERY == 0:
+                self._check_stop()
             proposed[index] = self._propose(tx, fp, asked[index], postings, stored_df, in_dump)
         texts = tx.current_texts(aid for rows in proposed.values() for aid, *_ in rows)
         items: list[Item] = []
