@@ -40,6 +40,10 @@ class Article:
     first_text: str = ""
     revisions: tuple[Revision, ...] = field(default=())
     sightings: tuple[Sighting, ...] = field(default=())
+    # Dump lines: where the article was first seen, and where its current
+    # revision was. With the dump's time they give each feed entry its own time.
+    first_line: int = 0
+    updated_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class UpdateEntry:
     number: int
     text: str
     first_seen: datetime
+    line: int = 0  # the dump line where this revision was first seen
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import errno
+import html
 import os
 import re
 import uuid
@@ -22,8 +23,9 @@ from feedd.app import App, build
 from feedd.config import FeedConfig, load_config
 from feedd.core.parse import parse_dump
 from feedd.feeds.render import (
-    EPOCH,
+    UNDATED,
     article_id,
+    entry_time,
     feed_id,
     first_url,
     render,
@@ -33,6 +35,7 @@ from feedd.feeds.render import (
 from feedd.feeds.title import make_title
 from feedd.feeds.write import FeedWriteError, publish, render_feed, write_if_changed
 from feedd.model import Article
+from tests.support import seed_texts
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 BASE = "http://feeds.example.test:8080"
@@ -43,6 +46,17 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 def dump(*items: str) -> str:
     return "INCOMING TRANSMISSION\n\nLATEST UPDATES\n" + "\n".join(items) + "\n"
+
+
+def numbered(first: int, last: int) -> list[str]:
+    """Distinct articles: seed openings behind a numbered marker."""
+    base = seed_texts()
+    return [f"第{n}号:编号为{n}的文章。" + base[n][:200] for n in range(first, last + 1)]
+
+
+def edited(text: str) -> str:
+    # An edit, not a re-cut: the opening changes too.
+    return "修订版:" + text + " 这是新增加的一句话,用来说明这次修订。"
 
 
 _DB: dict[str, Callable[[str], str]] = {}
@@ -139,11 +153,13 @@ def test_atom_has_what_the_spec_requires(seeded: App) -> None:
     for entry in entries:
         article = by_id[entry.findtext(f"{ATOM}id", "")]
         assert entry.findtext(f"{ATOM}title") == make_title(article.text)
-        assert entry.findtext(f"{ATOM}updated") == article.updated_at.isoformat()
-        assert entry.findtext(f"{ATOM}published") == article.first_seen.isoformat()
+        updated = entry_time(article.updated_at, article.updated_line)
+        assert entry.findtext(f"{ATOM}updated") == updated.isoformat()
+        published = entry_time(article.first_seen, article.first_line)
+        assert entry.findtext(f"{ATOM}published") == published.isoformat()
         content = entry.find(f"{ATOM}content")
-        assert content is not None and content.get("type") == "text"
-        assert content.text == article.text.strip()
+        assert content is not None and content.get("type") == "html"
+        assert content.text == html.escape(article.text.strip(), quote=False)
         assert entry.find(f"{ATOM}link") is not None
 
 
@@ -210,6 +226,9 @@ def test_an_item_links_to_the_url_in_its_text(seeded: App) -> None:
         ("https:// nothing", None),
         ("代码: https://github.c...", None),
         ("代码: https://github.com/a/b…", None),
+        ('还有 <a href="http://evil">link</a> 都要原样显示', None),
+        ("<img src=http://evil/x.png> 见 https://example.com/a", "https://example.com/a"),
+        ("a<b 见 https://example.com/a", None),  # read as a tag: no link is safer
     ],
 )
 def test_first_url(text: str, url: str | None) -> None:
@@ -258,7 +277,7 @@ def test_max_items_caps_the_feed(tmp_path: Path, apps: list[App]) -> None:
     assert len(feedparser.parse(data).entries) == 5
 
 
-def test_an_empty_store_gives_a_valid_feed_dated_at_the_epoch(
+def test_an_empty_store_gives_a_valid_stable_feed_not_dated_1970(
     tmp_path: Path, apps: list[App]
 ) -> None:
     app = make(tmp_path)
@@ -268,8 +287,83 @@ def test_an_empty_store_gives_a_valid_feed_dated_at_the_epoch(
         assert data == render_feed(app.store, app.config.feed, kind)
         parsed = feedparser.parse(data)
         assert parsed.bozo == 0 and parsed.entries == []
+        assert parsed.feed.updated_parsed.tm_year != 1970
     atom = ET.fromstring(render_feed(app.store, app.config.feed, "atom"))
-    assert atom.findtext(f"{ATOM}updated") == EPOCH.isoformat()
+    assert atom.findtext(f"{ATOM}updated") == UNDATED.isoformat()
+
+
+def test_a_feed_without_entries_is_dated_when_the_store_first_recorded_something(
+    tmp_path: Path, apps: list[App]
+) -> None:
+    app = make(tmp_path, overrides={"feed.include_updates": True})
+    apps.append(app)
+
+    def dated(updates: bool) -> str:
+        parsed = feedparser.parse(render_feed(app.store, app.config.feed, "atom", updates=updates))
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        return str(parsed.feed.updated)
+
+    # Only rejected dumps: the feed is dated when the first one was recorded,
+    # and stays so as more arrive.
+    for n in (1, 2):
+        result = app.ingester.ingest_bytes(f"00{n}_{n:016x}.txt", b"\x00\x01\x02 binary", T0)
+        assert result.status == "rejected"
+    first_recorded = app.store.dumps()[-1].ingested_at
+    assert dated(updates=False) == first_recorded.isoformat()
+    assert not dated(updates=False).startswith("1970")
+
+    # Articles but no revision yet: the updates feed is dated at the oldest
+    # article, and a later dump of new articles leaves its bytes alone.
+    app.ingester.ingest_bytes("003_0000000000000003.txt", dump(*numbered(1, 3)).encode(), T0)
+    assert dated(updates=True) == T0.isoformat()
+    before = render_feed(app.store, app.config.feed, "atom", updates=True)
+    later = T0 + timedelta(hours=1)
+    app.ingester.ingest_bytes("004_0000000000000004.txt", dump(*numbered(4, 6)).encode(), later)
+    assert render_feed(app.store, app.config.feed, "atom", updates=True) == before
+    assert dated(updates=False) == later.isoformat()
+
+
+def test_entries_of_one_dump_get_distinct_stable_times(tmp_path: Path, apps: list[App]) -> None:
+    app = make(tmp_path, overrides={"feed.include_updates": True})
+    apps.append(app)
+
+    def atom_times(updates: bool) -> dict[str, tuple[str, str]]:
+        parsed = feedparser.parse(render_feed(app.store, app.config.feed, "atom", updates=updates))
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        stamps = [e.updated for e in parsed.entries]
+        assert len(set(stamps)) == len(stamps), "W3C: DuplicateUpdated"
+        return {e.id: (e.published, e.updated) for e in parsed.entries}
+
+    items = numbered(1, 10)
+    result = app.ingester.ingest_bytes("001_0000000000000001.txt", dump(*items).encode(), T0)
+    assert result.new == 10
+    first = atom_times(updates=False)
+    assert len(first) == 10
+    # One dump, listed newest on top: the times go down the feed as its order does.
+    for column in (0, 1):
+        stamps = [datetime.fromisoformat(times[column]) for times in first.values()]
+        assert stamps == sorted(stamps, reverse=True)
+        assert all(T0 - timedelta(seconds=1) < stamp < T0 for stamp in stamps)
+
+    # Ten edits in one later dump: ten revisions with ten distinct times, and
+    # the articles keep their first-seen times.
+    later = T0 + timedelta(hours=1)
+    data = dump(*numbered(11, 12), *map(edited, items)).encode()
+    result = app.ingester.ingest_bytes("002_0000000000000002.txt", data, later)
+    assert (result.new, result.update) == (2, 10)
+    revisions = atom_times(updates=True)
+    assert len(revisions) == 10
+    articles = atom_times(updates=False)
+    assert len(articles) == 12
+    assert {uid: articles[uid][0] for uid in first} == {uid: p for uid, (p, _) in first.items()}
+
+    # A later dump (two new articles, the rest repeats) changes no existing time.
+    even_later = later + timedelta(hours=1)
+    data = dump(*numbered(13, 14), *map(edited, items)).encode()
+    app.ingester.ingest_bytes("003_0000000000000003.txt", data, even_later)
+    assert atom_times(updates=True) == revisions
+    now = atom_times(updates=False)
+    assert {uid: now[uid] for uid in articles} == articles
 
 
 # untrusted text --------------------------------------------------------------
@@ -311,10 +405,11 @@ def test_hostile_text_gives_well_formed_feeds(hostile: App, kind: str) -> None:
     assert "这是一个正常的条目,介绍扩散模型的基本原理" in titles
 
 
-def test_hostile_text_reaches_an_atom_reader_as_plain_text(hostile: App) -> None:
+def test_hostile_text_reaches_an_atom_reader_as_escaped_html(hostile: App) -> None:
+    # type="html" holding the escaped text: an HTML renderer shows the text.
     parsed = feedparser.parse(feed_bytes(hostile, "atom"))
-    contents = {e.content[0].value for e in parsed.entries}
-    assert {c.get("type") for e in parsed.entries for c in e.content} == {"text/plain"}
+    assert {c.get("type") for e in parsed.entries for c in e.content} == {"text/html"}
+    contents = {html.unescape(e.content[0].value) for e in parsed.entries}
     assert "脚本注入<script>alert(1)</script>,请不要执行它。" in contents
     assert "实体 &amp; 和裸露的 & 符号,都要原样显示。" in contents
     assert "控制字符在这里,还有垂直制表和转义,以及非字符。" in contents
@@ -325,6 +420,7 @@ def test_hostile_text_reaches_an_rss_reader_as_escaped_html(hostile: App) -> Non
     parsed = feedparser.parse(feed_bytes(hostile, "rss"))
     summaries = {e.summary for e in parsed.entries}
     assert "脚本注入&lt;script&gt;alert(1)&lt;/script&gt;,请不要执行它。" in summaries
+    assert "实体 &amp; 和裸露的 & 符号,都要原样显示。" in {html.unescape(s) for s in summaries}
 
 
 def article(number: int, text: str, **changes: Any) -> Article:
@@ -425,7 +521,8 @@ def test_the_updates_feed_has_one_entry_per_new_revision(tmp_path: Path, apps: l
     assert atom.findtext(f"{ATOM}id") != feed_id(app.config.feed)
     main = feedparser.parse((out / "feed.atom").read_bytes())
     entry = next(e for e in main.entries if e.id == article_id(updated))
-    assert entry.published == T0.isoformat() and entry.updated == later.isoformat()
+    assert entry.published == entry_time(T0, updated.first_line).isoformat()
+    assert entry.updated == entry_time(later, updated.updated_line).isoformat()
     assert "这是新增加的一句话" in entry.content[0].value
 
 

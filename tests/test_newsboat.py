@@ -5,10 +5,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pty
+import select
 import shutil
+import signal
 import sqlite3
+import struct
 import subprocess
+import termios
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,3 +86,92 @@ def test_newsboat_sees_every_item_once(make_app: AppFactory, tmp_path: Path, nam
         assert len(second) == 48, "an edit must not add an item"
         unread = [(guid, title) for guid, title, flag in second if flag]
         assert unread == [(f"urn:uuid:{app.store.articles(limit=1)[0].uid}", make_title(new))]
+
+
+# What newsboat shows a person: its article view, saved to a file ('s' saves
+# the rendered article). Driven through a pseudo-terminal, as a person would.
+HOSTILE = (
+    "恶意条目:实体 & 和 <b>x</b> 以及 <script>alert(1)</script> 还有 "
+    '<a href="http://evil">link</a> 都要原样显示,这是一段足够长的正文。'
+)
+
+
+def _drain(fd: int, quiet: float = 0.5, limit: float = 15.0) -> bytes:
+    """Read the screen output until it has been quiet for ``quiet`` seconds."""
+    out = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], quiet)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def rendered_article(url: str, work: Path) -> str:
+    """The first article of the feed at ``url`` as newsboat's article view shows it."""
+    work.mkdir(parents=True, exist_ok=True)
+    saved = work / "saved"
+    saved.mkdir()
+    (work / "urls").write_text(url + "\n")
+    (work / "config").write_text(f'save-path "{saved}"\n')
+    cache = work / "cache.db"
+    reload(work / "urls", cache, work)
+    env = {**os.environ, "HOME": str(work), "XDG_CONFIG_HOME": str(work), "TERM": "xterm"}
+    argv = [str(NEWSBOAT), "-u", str(work / "urls"), "-c", str(cache), "-C", str(work / "config")]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: newsboat on the terminal
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    screen = b""
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        screen += _drain(fd)
+        # Open the feed, open its article, save it under the default name.
+        for key in (b"\r", b"\r", b"s", b"\r"):
+            os.write(fd, key)
+            screen += _drain(fd)
+        deadline = time.monotonic() + 15
+        while not any(saved.iterdir()) and time.monotonic() < deadline:
+            screen += _drain(fd, quiet=0.2, limit=0.5)
+        os.write(fd, b"Q")
+        _drain(fd, limit=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    files = list(saved.iterdir())
+    assert len(files) == 1, f"newsboat saved {files}; screen ended: {screen[-2000:]!r}"
+    return files[0].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["feed.atom", "feed.rss"])
+def test_newsboat_shows_hostile_text_literally(
+    make_app: AppFactory, tmp_path: Path, name: str
+) -> None:
+    app: App = make_app()
+    result = app.ingester.ingest_bytes(
+        "001_0123456789abcdef.txt", dump_bytes(HOSTILE), datetime(2026, 3, 1, 8, tzinfo=UTC)
+    )
+    assert result.new == 1, result.reason
+    app.publish()
+    wsgi = make_wsgi_app(app.store, app.output_dir, base_url=app.config.feed.base_url)
+    with start_background(wsgi, "127.0.0.1", 0) as server:
+        shown = rendered_article(f"{server.url}/{name}", tmp_path / "reader")
+
+    head, _, body = shown.partition("\n \n")
+    headers = dict(line.split(": ", 1) for line in head.splitlines() if ": " in line)
+    assert headers["Title"] == make_title(HOSTILE)
+    # The reader wraps lines (at spaces, or anywhere in CJK text).
+    assert "".join(HOSTILE.split()) in "".join(body.split()), shown
+    assert "evil" not in headers["Link"], "the item must not link to a URL inside markup"
+    assert "Links:" not in body, "the text must not become live links"

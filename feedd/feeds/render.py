@@ -6,9 +6,11 @@ stored time; none is "now" (feedgen's default for ``updated`` and
 ``lastBuildDate``).
 
 Item text comes from scraped pages and is untrusted. It is cleaned of what XML
-cannot carry and handed to feedgen as plain text, which lxml escapes; it is
-never embedded as HTML or CDATA. An item that still cannot be serialised is
-logged and left out instead of failing the feed.
+cannot carry, then HTML-escaped and sent as HTML (Atom ``type="html"``, the RSS
+description), so that a reader's HTML renderer shows "<script>" and "&" as the
+text they are; lxml escapes it once more for XML. It is never embedded as
+markup or CDATA. An item that still cannot be serialised is logged and left out
+instead of failing the feed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -36,8 +38,17 @@ T = TypeVar("T")
 
 FeedKind = Literal["rss", "atom"]
 KINDS: tuple[FeedKind, ...] = ("rss", "atom")
-# An empty store has no newest change; a fixed date keeps its feed byte-stable.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The date of a feed whose store has recorded no time at all (no article, no
+# dump): the day of feedd's first schema (migration 0001). Fixed, so the empty
+# feed stays byte-stable ("now" would rewrite it on every render), and never
+# 1970, which readers show as a bogus date or take for "no date".
+UNDATED = datetime(2026, 11, 22, tzinfo=UTC)
+# All entries of one dump share its time. An Atom entry's time is that time less
+# one millisecond per dump line, so that entries' times are distinct (the W3C
+# validator warns DuplicateUpdated otherwise), never change for an entry, and go
+# down the listing as its order does (the newest item is on top). A listing of
+# 1,000 lines spans one second; JavaScript readers keep milliseconds.
+LINE_STEP = timedelta(milliseconds=1)
 GENERATOR = "feedd"
 MEDIA_TYPES: dict[FeedKind, str] = {
     "rss": "application/rss+xml",
@@ -48,6 +59,9 @@ _URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNOREC
 _URL_TRAILING = ".,;:!?'\"*"
 _MAX_URL = 2000
 _C1 = re.compile("[\x7f-\x9f]")
+# The text before a URL that stands inside a tag (<a href="http://...">): markup
+# scraped along with the text, not a link the listing shows.
+_OPEN_TAG = re.compile(r"<[A-Za-z][^<>]*$")
 # feedgen/lxml refuse text that XML cannot carry with these; anything else is a bug.
 _ENTRY_ERRORS = (ValueError, TypeError, UnicodeError)
 
@@ -152,6 +166,8 @@ def first_url(text: str) -> str | None:
     for match in _URL.finditer(text):
         if match.group().endswith("..") or text[match.end() : match.end() + 1] == "…":
             continue  # the listing cut the text, and the URL with it
+        if _OPEN_TAG.search(text, max(0, match.start() - _MAX_URL), match.start()):
+            continue
         url = _trim_url(match.group())
         try:
             hostname = urlsplit(url).hostname
@@ -202,7 +218,7 @@ def _generator(
     fg.link(href=_clean(self_url), rel="self", type=MEDIA_TYPES[kind])
     fg.link(href=_base(feed) + "/", rel="alternate", type="text/html")
     fg.generator(GENERATOR)
-    fg.updated(_utc(updated) if updated is not None else EPOCH)
+    fg.updated(_utc(updated) if updated is not None else UNDATED)
     return fg
 
 
@@ -242,8 +258,12 @@ def _article_entry(fe: FeedEntry, kind: FeedKind, article: Article, feed: FeedCo
     fe.id(article_id(article))
     fe.title(make_title(text, feed.title_max_chars))
     fe.link(href=item_link(feed, article), rel="alternate")
-    fe.published(_utc(article.first_seen))
-    fe.updated(_utc(article.updated_at))
+    _set_times(
+        fe,
+        kind,
+        (article.first_seen, article.first_line),
+        (article.updated_at, article.updated_line),
+    )
     _set_text(fe, kind, text)
 
 
@@ -252,20 +272,43 @@ def _update_entry(fe: FeedEntry, kind: FeedKind, entry: UpdateEntry, feed: FeedC
     fe.id(revision_id(entry.article, entry.number))
     fe.title(f"{make_title(text, feed.title_max_chars)} (revision {entry.number})")
     fe.link(href=article_url(feed, entry.article), rel="alternate")
-    fe.published(_utc(entry.first_seen))
-    fe.updated(_utc(entry.first_seen))
+    seen = (entry.first_seen, entry.line)
+    _set_times(fe, kind, seen, seen)
     _set_text(fe, kind, text)
 
 
-def _set_text(fe: FeedEntry, kind: FeedKind, text: str) -> None:
-    # Plain text only. Atom says so with type="text" (type="CDATA" would be
-    # invalid Atom, type="html" would hand scraped markup to the reader). An
-    # RSS description is read as HTML by convention, so the text is
-    # HTML-escaped first: "<script>" then shows as text instead of running.
+def entry_time(seen: datetime, line: int) -> datetime:
+    """An Atom entry's time: its dump's time less LINE_STEP per dump line."""
+    return _utc(seen) - LINE_STEP * line
+
+
+def _set_times(
+    fe: FeedEntry,
+    kind: FeedKind,
+    published: tuple[datetime, int],
+    updated: tuple[datetime, int],
+) -> None:
+    # Each of ``published`` and ``updated`` is (dump time, dump line). An RSS
+    # pubDate has whole seconds only: the line's milliseconds could not make
+    # it distinct, only move it a second back, so it stays the dump's time.
     if kind == "atom":
-        fe.content(text, type="text")
+        fe.published(entry_time(*published))
+        fe.updated(entry_time(*updated))
     else:
-        fe.description(html.escape(text, quote=False))
+        fe.published(_utc(published[0]))
+
+
+def _set_text(fe: FeedEntry, kind: FeedKind, text: str) -> None:
+    # The text, HTML-escaped and sent as HTML. Some readers render Atom
+    # type="text" as HTML: newsboat 2.21 drops "&", tags and whole <script>
+    # elements from it, and makes a scraped <a> a live link. Escaped HTML is
+    # the text itself to any HTML renderer (an RSS description is HTML by
+    # convention). type="CDATA" would be invalid Atom.
+    escaped = html.escape(text, quote=False)
+    if kind == "atom":
+        fe.content(escaped, type="html")
+    else:
+        fe.description(escaped)
 
 
 def _serialize(fg: Any, kind: FeedKind) -> bytes:

@@ -21,7 +21,7 @@ from typing import Protocol
 from feedd.config import FeedConfig
 from feedd.errors import FeeddError
 from feedd.feeds.render import FeedKind, render, render_updates
-from feedd.model import Article, UpdateEntry
+from feedd.model import Article, DumpInfo, UpdateEntry
 
 log = logging.getLogger("feedd.feeds")
 
@@ -49,6 +49,8 @@ class FeedSource(Protocol):
     def updates(self, *, limit: int) -> list[UpdateEntry]: ...
 
     def last_change(self) -> datetime | None: ...
+
+    def dumps(self, *, status: str | None = None, limit: int | None = None) -> list[DumpInfo]: ...
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -105,17 +107,33 @@ def render_feed(
     self_url = f"{(base_url or feed_config.base_url).rstrip('/')}/{files[feed_kind]}"
     if updates:
         entries = store.updates(limit=feed_config.max_items)
-        return render_updates(
-            feed_kind, entries, feed_config, self_url=self_url, updated=newest_revision(entries)
-        )
+        updated = newest_revision(entries) or first_time(store)
+        return render_updates(feed_kind, entries, feed_config, self_url=self_url, updated=updated)
     articles = store.articles(limit=feed_config.max_items)
-    return render(feed_kind, articles, feed_config, self_url=self_url, updated=store.last_change())
+    updated = store.last_change() or first_time(store)
+    return render(feed_kind, articles, feed_config, self_url=self_url, updated=updated)
 
 
 def newest_revision(entries: Sequence[UpdateEntry]) -> datetime | None:
     """The updates feed's own time: it changes when a revision appears, not with
     every new article (which is what ``last_change`` would say)."""
     return max((entry.first_seen for entry in entries), default=None)
+
+
+def first_time(store: FeedSource) -> datetime | None:
+    """The date of a feed with nothing in it yet: when the store first recorded
+    something (the oldest article's first sighting; without articles, when the
+    first dump, even a rejected one, was recorded). It stays put as dumps come
+    in, so the empty feed is rewritten only when its first entry arrives. None
+    when the store holds nothing at all (the feed is then dated
+    ``render.UNDATED``)."""
+    oldest = store.articles(limit=1, newest_first=False)
+    if oldest:
+        return oldest[0].first_seen
+    # Without an article every dump recorded was rejected or held only noise:
+    # few rows, so reading them all to find the first is cheap.
+    recorded = store.dumps()
+    return recorded[-1].ingested_at if recorded else None
 
 
 def publish(
