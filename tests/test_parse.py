@@ -61,8 +61,14 @@ def test_utf16_with_bom_is_decoded() -> None:
         (b"hello world\nthis is not a dump\n", "no dump header"),
         (dump_bytes(ITEM).replace("编码".encode(), b"\xff\xfe\xfd"), "cannot decode"),
         ("INCOMING TRANSMISSION\n\nLATEST UPDATES\nÀÉÎ".encode("latin-1"), "cannot decode"),
+        (
+            dump_bytes("정부는 반도체 산업을 지원하기 위해 새로운 세제 혜택을 마련하겠다고 말했다.")
+            .decode()
+            .encode("euc_kr"),
+            "looks like Korean (EUC-KR/CP949), not a Chinese listing; convert it to UTF-8",
+        ),
     ],
-    ids=["empty", "blank", "png", "nul", "no-header", "invalid-utf8", "latin1"],
+    ids=["empty", "blank", "png", "nul", "no-header", "invalid-utf8", "latin1", "euc-kr"],
 )
 def test_rejections_say_why(data: bytes, reason: str) -> None:
     with pytest.raises(InvalidDump) as excinfo:

@@ -13,10 +13,10 @@ category and date become metadata of the item that follows them.
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
 
+from feedd.core.encoding import decode
 from feedd.errors import InvalidDump
 
 HEADER = ("INCOMING TRANSMISSION", "LATEST UPDATES")
@@ -55,77 +55,6 @@ class ParsedDump:
 @dataclass(frozen=True)
 class ParseLimits:
     max_category_chars: int = 24
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """Return (text, encoding) or raise InvalidDump. Never guesses silently."""
-    if not data:
-        raise InvalidDump("empty file")
-    if data.startswith(codecs.BOM_UTF8):
-        return _strict(data[3:], "utf-8"), "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = _strict(data, "utf-16")
-        if "\x00" in text:
-            # No text dump holds NUL, and PostgreSQL text columns cannot store it.
-            raise InvalidDump("binary data: the text contains NUL characters")
-        return text, "utf-16"
-    if b"\x00" in data:
-        raise InvalidDump("binary data: the file contains NUL bytes")
-    if data.startswith(b"\x89PNG") or data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04"):
-        raise InvalidDump("binary data: the file starts with a binary file signature")
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError as utf8_error:
-        # Chinese sources often publish GB18030/GBK. GB18030 decodes many byte
-        # strings, so accept it only when the result reads as Chinese text.
-        try:
-            text = data.decode("gb18030")
-        except UnicodeDecodeError:
-            raise InvalidDump(
-                f"cannot decode: not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) "
-                "and not GB18030"
-            ) from None
-        if not _plausible_chinese(text):
-            raise InvalidDump(
-                f"cannot decode: not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) "
-                "and GB18030 gives implausible text"
-            ) from None
-        return text, "gb18030"
-
-
-def _strict(data: bytes, encoding: str) -> str:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise InvalidDump(
-            f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}"
-        ) from None
-
-
-def _plausible_chinese(text: str) -> bool:
-    """Does GB18030-decoded text read as Chinese rather than as mojibake?
-
-    Almost any run of high bytes decodes as *some* hanzi. Real Chinese text,
-    though, is made of common characters: GB2312 level 1 (lead bytes B0-D7, the
-    3,755 most frequent hanzi) covers over 99% of it (99.7-100% on the seeds),
-    while Latin-1 or random bytes land there well under 90% of the time.
-    """
-    non_ascii = [ch for ch in text if ord(ch) > 0x7F]
-    if not non_ascii:
-        return True
-    hanzi = [ch for ch in non_ascii if "\u4e00" <= ch <= "\u9fff"]
-    symbols = [ch for ch in non_ascii if "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"]
-    if (len(hanzi) + len(symbols)) / len(non_ascii) < 0.9 or not hanzi:
-        return False
-    return sum(_common_hanzi(ch) for ch in hanzi) / len(hanzi) >= 0.95
-
-
-def _common_hanzi(ch: str) -> bool:
-    try:
-        lead = ch.encode("gb2312")[0]
-    except UnicodeEncodeError:
-        return False
-    return 0xB0 <= lead <= 0xD7
 
 
 def parse_dump(data: bytes, limits: ParseLimits | None = None) -> ParsedDump:
