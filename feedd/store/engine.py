@@ -36,7 +36,7 @@ def _sqlite_engine(url: Any, busy_timeout_ms: int, cache_mb: int) -> Engine:
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Take transaction control from pysqlite so that BEGIN IMMEDIATE is ours.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -50,11 +50,8 @@ def _sqlite_engine(url: Any, busy_timeout_ms: int, cache_mb: int) -> Engine:
         # pages all over them; SQLite's default 2 MB cache made each of those
         # a read from the OS once the history outgrew it (docs/performance.md).
         cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
-        # Checkpoint every 64 MB of WAL instead of 4 MB: a checkpoint copies
-        # each page once however often it changed since the last, and those
-        # random index pages change again and again; at the default the
-        # copies grew to a fifth of backfill time by 300k lines.
-        cursor.execute("PRAGMA wal_autocheckpoint=16384")
+        record.info[_PAGE_SIZE] = cursor.execute("PRAGMA page_size").fetchone()[0]
+        _bound_wal(dbapi_connection, record.info)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -64,5 +61,39 @@ def _sqlite_engine(url: Any, busy_timeout_ms: int, cache_mb: int) -> Engine:
         # instead of waiting for busy_timeout.
         immediate = conn.get_execution_options().get(WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if immediate:  # only a writer grows the database: follow its size
+            _bound_wal(conn.connection.dbapi_connection, conn.info)
 
     return engine
+
+
+# The WAL is checkpointed once it holds about as many pages as the database
+# (the next power of two, at least SQLite's default of about 1,000 pages and at
+# most 16,384, 64 MB with 4 KB pages), and cut back to that length after each
+# checkpoint (journal_size_limit). Checkpoints copy each changed page once
+# however often it changed since the last, and a big database's random index
+# pages change again and again: at SQLite's default cadence the copies grew to
+# a fifth of backfill time by 300k lines, so a big database keeps the 64 MB
+# cadence. A small one needs no such amortising, and at a fixed 64 MB its WAL
+# grew to 64 MB beside a 3 MB database (docs/performance.md, "The WAL").
+WAL_MIN_PAGES = 1024
+WAL_MAX_PAGES = 16384
+_PAGE_SIZE = "feedd_sqlite_page_size"  # keys in the pool's per-connection info
+_WAL_PAGES = "feedd_sqlite_wal_pages"
+
+
+def wal_pages(database_pages: int) -> int:
+    """Checkpoint cadence, in pages, for a database of that many pages."""
+    return max(WAL_MIN_PAGES, min(WAL_MAX_PAGES, 1 << max(0, database_pages - 1).bit_length()))
+
+
+def _bound_wal(dbapi_connection: Any, info: dict[str, Any]) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        pages = wal_pages(cursor.execute("PRAGMA page_count").fetchone()[0])
+        if info.get(_WAL_PAGES) != pages:  # changes 5 times in a database's life
+            cursor.execute(f"PRAGMA wal_autocheckpoint={pages}")
+            cursor.execute(f"PRAGMA journal_size_limit={pages * info[_PAGE_SIZE]}")
+            info[_WAL_PAGES] = pages
+    finally:
+        cursor.close()
