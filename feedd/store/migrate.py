@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.resources
 from pathlib import Path
 
 from alembic import command
@@ -11,20 +11,31 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from feedd.errors import FeeddError
 from feedd.store.engine import WRITE
 
 _ADVISORY_MIGRATE = 0x66656564  # "feed": serialises upgrades across PG workers
 
 
 def script_location() -> Path:
-    """migrations/ beside the package in a checkout, or the installed copy."""
-    here = Path(__file__).resolve().parents[2] / "migrations"
-    if (here / "env.py").is_file():
-        return here
-    installed = Path(sys.prefix) / "share" / "feedd" / "migrations"
-    if (installed / "env.py").is_file():
-        return installed
-    raise FileNotFoundError("feedd's migrations/ folder is missing from this installation")
+    """The Alembic scripts: the package ``feedd.migrations``, which pyproject.toml
+    maps onto the repository's top-level migrations/ folder, so that a wheel
+    installed in a venv, with --user or with --target carries it, and an
+    editable install finds it in the checkout.
+
+    Raises FeeddError when it is missing (a broken installation).
+    """
+    try:
+        location = importlib.resources.files("feedd.migrations")
+    except ModuleNotFoundError:
+        # A checkout imported from its own folder, with no install to map the
+        # package: migrations/ is beside feedd/.
+        location = Path(__file__).resolve().parents[2] / "migrations"
+    if isinstance(location, Path) and (location / "env.py").is_file():
+        return location
+    raise FeeddError(
+        f"feedd's migrations are missing from this installation ({location}); reinstall feedd"
+    )
 
 
 def alembic_config(location: Path | None = None) -> AlembicConfig:
