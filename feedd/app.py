@@ -6,6 +6,7 @@ engine, a store or a feed writer.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -15,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from feedd import liveness
 from feedd.config import Config
-from feedd.dumpfiles import is_candidate_name
-from feedd.errors import ConfigError, StorageError
+from feedd.errors import ConfigError, DatabaseLocked, FeeddError, StorageError
 from feedd.ingest import Ingester, utcnow
+from feedd.model import WorkerInfo
+from feedd.store import migrate
 from feedd.store.engine import make_engine
 from feedd.store.sql import SqlStore
 
@@ -67,41 +71,46 @@ class App:
         )
 
     def pending(self) -> list[Path]:
-        """Files in the watch folder that the database has not seen at their size."""
+        """Files in the watch folder that the database has not seen at their size
+        (odd entries too: the daemon has yet to set them aside)."""
+        from feedd.ingest import source
+
         folder = self.watch_dir
         if not folder.is_dir():
             return []
-        files = [
-            p
-            for p in folder.iterdir()
-            if is_candidate_name(p.name, self.config.ingest.pattern) and p.is_file()
+        listed = source.scan_folder(folder, self.config.ingest, folder)
+        known = self.store.known_sizes([d.name for d in listed if d.problem is None])
+        return [
+            d.path for d in listed if d.problem is not None or d.size not in known.get(d.name, ())
         ]
-        known = self.store.known_sizes([p.name for p in files])
-        out = []
-        for p in files:
-            try:
-                size = p.stat().st_size
-            except OSError:
-                continue
-            if size not in known.get(p.name, set()):
-                out.append(p)
-        return out
 
     def status_report(self) -> dict[str, Any]:
         now = self.now()
         totals = self.store.totals()
         workers = self.store.workers()
+        # While a dump holds SQLite's write lock the daemon's heartbeat goes to
+        # its lock file only; a held lock file is the freshest word on it.
+        held = _lock_file_heartbeat(self.config)
+        if held is not None:
+            workers = [held, *(w for w in workers if w.id != held.id)]
         stale_after = self.config.daemon.heartbeat_stale_seconds
-        live = [
+        this_host = socket.gethostname()
+        fresh = [
             w
             for w in workers
             if w.status == "running" and (now - w.heartbeat_at).total_seconds() <= stale_after
         ]
+        # A fresh heartbeat of a process that is gone (kill -9) is no sign of
+        # life when the process was on this host: ask the kernel.
+        dead = [w for w in fresh if w.host == this_host and not pid_alive(w.pid)]
+        live = [w for w in fresh if w not in dead]
         latest = live[0] if live else (workers[0] if workers else None)
         pending = self.pending()
-        oldest = min((p.stat().st_mtime for p in pending if p.exists()), default=None)
+        oldest = min(filter(None, map(_mtime, pending)), default=None)
         ingested = self.store.dumps(status="ingested", limit=1)
-        rejected = self.store.dumps(status="rejected", limit=20)
+        # Only the rejections still open: a dump of the same name ingested
+        # since means the file was fixed (`feedd rejected` lists them all).
+        open_count, rejected = self.store.rejected_dumps(outstanding_only=True, limit=20)
         feeds = {}
         for name in FEED_FILES:
             path = self.output_dir / name
@@ -117,6 +126,11 @@ class App:
             "daemon": {
                 "alive": bool(live),
                 "stale": bool(workers) and not live and workers[0].status == "running",
+                "stale_reason": (
+                    f"pid {dead[0].pid} is no longer running on this host"
+                    if dead and not live
+                    else None
+                ),
                 "workers": len(live),
                 "pid": latest.pid if latest else None,
                 "host": latest.host if latest else None,
@@ -124,7 +138,7 @@ class App:
                 "heartbeat_at": _iso(latest.heartbeat_at) if latest else None,
                 "last_scan_at": _iso(latest.last_scan_at) if latest else None,
                 "next_scan_at": _iso(latest.next_scan_at) if latest else None,
-                "this_host": socket.gethostname(),
+                "this_host": this_host,
             },
             "totals": totals.as_dict(),
             "pending": len(pending),
@@ -142,35 +156,133 @@ class App:
                 else None
             ),
             "quarantined": totals.rejected,
+            "rejected_open": open_count,
             "rejected": [
-                {"name": d.name, "error": d.error, "location": d.location} for d in rejected
+                {"name": d.name, "error": d.error, "location": d.location} for d, _ in rejected
             ],
             "feeds": feeds,
         }
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.lstat().st_mtime
+    except OSError:  # vanished since the listing
+        return None
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def build(config: Config, *, now: Callable[[], datetime] = utcnow, upgrade: bool = True) -> App:
-    """Connect, upgrade the schema to head, and wire the services together."""
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sqlite_path(config: Config) -> Path | None:
+    """The SQLite database file, or None for PostgreSQL and in-memory SQLite."""
+    try:
+        url = make_url(config.database_url)
+    except ArgumentError:
+        return None  # make_engine says what is wrong with it
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def require_database(config: Config) -> None:
+    """Raise FeeddError when the SQLite file is missing: reading must not create it."""
+    path = sqlite_path(config)
+    if path is not None and not path.exists():
+        raise FeeddError(f"no database at {path}; run `feedd backfill` or `feedd run` first")
+
+
+def locked_message(config: Config) -> str:
+    """What to tell a writer that waited busy_timeout_ms for the write lock."""
+    waited = f"waited {config.database.busy_timeout_ms} ms (database.busy_timeout_ms)"
+    holder = ""
+    daemon = _lock_file_heartbeat(config)
+    if daemon is not None:
+        holder = (
+            f" pid {daemon.pid} on {daemon.host} holds {liveness.lock_path(config.database_url)}"
+        )
+    return (
+        f"the database is locked by another writer (is `feedd run` running?{holder}); "
+        f"{waited}; try again when it stops"
+    )
+
+
+def _lock_file_heartbeat(config: Config) -> WorkerInfo | None:
+    """The SQLite daemon's heartbeat from its lock file, while it holds the lock."""
+    try:
+        return liveness.read(config.database_url)
+    except (OSError, ArgumentError):
+        return None
+
+
+def build(
+    config: Config,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    upgrade: bool = True,
+    create: bool = True,
+) -> App:
+    """Connect, bring the schema to head, and wire the services together.
+
+    The schema revision is read first; only a schema behind head is upgraded
+    (a write, which waits for the write lock). ``upgrade=False`` never
+    writes: a schema not at head is refused. ``create=False`` refuses a
+    missing SQLite file instead of creating an empty one.
+    Raises ConfigError for an unusable database.url, DatabaseLocked when the
+    upgrade could not get the write lock, FeeddError otherwise.
+    """
+    if not create:
+        require_database(config)
     engine = make_engine(
         config.database_url,
         busy_timeout_ms=config.database.busy_timeout_ms,
         sqlite_cache_mb=config.database.sqlite_cache_mb,
     )
     store = SqlStore(engine)
+    shown = make_url(config.database_url).render_as_string(hide_password=True)
     try:
-        if upgrade:
+        current = store.schema_revision()
+        head = migrate.head_revision()
+        if current != head:
+            if not upgrade:
+                raise FeeddError(_schema_message(shown, current, head))
             store.upgrade()
-        else:
-            store.check()
+    except DatabaseLocked:
+        store.close()
+        raise
     except StorageError as exc:
         store.close()
-        shown = make_url(config.database_url).render_as_string(hide_password=True)
         raise ConfigError(
             f"config: database.url: cannot use {shown}: {exc}; "
             "check the URL, the file's folder, and that the server runs"
         ) from exc
+    except BaseException:
+        store.close()
+        raise
     return App(config=config, store=store, ingester=Ingester(store, config, now), now=now)
+
+
+def _schema_message(shown: str, current: str | None, head: str | None) -> str:
+    if current is None:
+        return (
+            f"{shown} holds no feedd database yet; "
+            "run `feedd backfill`, `feedd run` or `feedd db upgrade` first"
+        )
+    return (
+        f"the database schema is at revision {current}, this feedd needs {head}; "
+        "run `feedd db upgrade` (or start `feedd run`), or install the feedd that made it"
+    )

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,15 +22,15 @@ from typing import Any
 
 import click
 
-from feedd.app import App, build
+from feedd.app import App, build, locked_message, require_database
 from feedd.config import Config, load_config
 from feedd.core.decide import Decision, Item
 from feedd.core.diff import inline_diff
 from feedd.core.fingerprint import text_key
-from feedd.core.parse import parse_dump
+from feedd.core.parse import ParseLimits, classify_noise, parse_dump
 from feedd.core.text import hex64
-from feedd.dumpfiles import list_dumps
-from feedd.errors import ArticleNotFound, ConfigError, FeeddError, InvalidDump
+from feedd.errors import ArticleNotFound, ConfigError, DatabaseLocked, FeeddError, InvalidDump
+from feedd.ingest import source
 from feedd.logs import setup_logging
 from feedd.model import Article
 
@@ -45,12 +48,18 @@ class State:
     def config(self) -> Config:
         return load_config(self.config_path, overrides=self.overrides)
 
-    def app(self) -> App:
+    def app(self, *, write: bool = False, create: bool = False) -> App:
+        """The app for this command. Read-only commands (the default) never
+        write: not the schema, not an empty database file. ``write`` may
+        upgrade the schema; ``create`` may also create the SQLite file."""
         if self._app is None:
             config = self.config()
-            setup_logging(config.log.level, self.log_format or config.log.format, self.verbosity)
-            self._app = build(config)
+            setup_logging(config.log.level, self.log_format_of(config), self.verbosity)
+            self._app = build(config, upgrade=write or create, create=create)
         return self._app
+
+    def log_format_of(self, config: Config) -> str:
+        return self.log_format or config.log.format
 
     def close(self) -> None:
         if self._app is not None:
@@ -61,14 +70,33 @@ def _default_config() -> str | None:
     return "config.toml" if Path("config.toml").is_file() else None
 
 
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatabaseLocked as exc:
+            # Said here, where the config is known: which database, which lock file.
+            state = ctx.find_object(State)
+            try:
+                message = locked_message(state.config()) if state else str(exc)
+            except FeeddError:
+                message = str(exc)
+            raise DatabaseLocked(message) from exc
+
+
 @click.group(
-    context_settings={"auto_envvar_prefix": "FEEDD", "help_option_names": ["-h", "--help"]}
+    cls=_Group,
+    # No auto_envvar_prefix: FEEDD_* variables are config keys, and an unknown
+    # one is refused (feedd.config); only --config has one of its own.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(
     "--config",
     "-c",
     "config_path",
     type=click.Path(dir_okay=False),
+    envvar="FEEDD_CONFIG",
+    show_envvar=True,
     default=_default_config,
     help="config.toml to use (default: ./config.toml if present, else built-in defaults).",
 )
@@ -104,6 +132,9 @@ def _echo_json(value: Any) -> None:
 
 
 # backfill -------------------------------------------------------------------
+PROGRESS_SECONDS = 5.0  # between the summary log lines of a running backfill
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -114,18 +145,36 @@ def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bo
 
     Running it twice is a no-op: a dump already ingested (same name, same
     content) is skipped. Files that are not dumps are recorded as rejected,
-    with the reason; backfill never moves or deletes files.
+    with the reason; backfill never moves or deletes files. It creates the
+    database if there is none.
+
+    Progress: a bar on a terminal (not with -q or --log-format json), and a
+    summary log line every few seconds. Exits 1 when every file was rejected,
+    or when another writer holds the database past database.busy_timeout_ms.
     """
-    app = _state().app()
-    files = list_dumps(list(paths), app.config.ingest.pattern)
+    state = _state()
+    app = state.app(create=True)
+    # One log line per dump would bury the bar and the summaries.
+    app.ingester.log_each_dump = False
+    files = source.list_paths(paths, app.config.ingest)
     results = []
+    progress = _Progress(len(files))
+    show_bar = (
+        sys.stderr.isatty() and state.verbosity >= 0 and state.log_format_of(app.config) == "text"
+    )
     with _maybe_dry(app, dry_run), app.store.batch(app.config.ingest.backfill_batch):
         with click.progressbar(
-            length=len(files), label="ingesting", file=sys.stderr, show_pos=True
+            length=len(files),
+            label="ingesting",
+            file=sys.stderr,
+            show_pos=True,
+            hidden=not show_bar,
         ) as bar:
-            for result in app.ingester.iter_paths(files):
+            for result in app.ingester.ingest_listed(files):
                 results.append(result)
+                progress.add(result)
                 bar.update(1)
+    progress.log(final=True)
     feeds: dict[str, bool] = {}
     if not dry_run and not no_feeds:
         # Always: a killed earlier run may have left the feeds behind the
@@ -145,19 +194,75 @@ def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bo
         ],
         "feeds_written": sorted(k for k, v in feeds.items() if v),
     }
+    all_rejected = bool(results) and len(summary["rejected"]) == len(results)
     if as_json:
         _echo_json(summary)
-        return
-    click.echo(
-        f"{'dry run: ' if dry_run else ''}{summary['dumps']} dumps "
-        f"({summary['ingested']} ingested, {summary['unchanged']} unchanged, "
-        f"{len(summary['rejected'])} rejected), {summary['item_lines']} item lines: "
-        f"{summary['new']} new, {summary['repeat']} repeat, {summary['update']} update"
-    )
-    for rej in summary["rejected"]:
-        click.echo(f"rejected {rej['name']}: {rej['reason']}")
-    if summary["feeds_written"]:
-        click.echo(f"feeds written: {', '.join(summary['feeds_written'])}")
+    else:
+        click.echo(
+            f"{'dry run: ' if dry_run else ''}{summary['dumps']} dumps "
+            f"({summary['ingested']} ingested, {summary['unchanged']} unchanged, "
+            f"{len(summary['rejected'])} rejected), {summary['item_lines']} item lines: "
+            f"{summary['new']} new, {summary['repeat']} repeat, {summary['update']} update"
+        )
+        for rej in summary["rejected"]:
+            click.echo(f"rejected {rej['name']}: {rej['reason']}")
+        if summary["feeds_written"]:
+            click.echo(f"feeds written: {', '.join(summary['feeds_written'])}")
+    if all_rejected:
+        click.echo(
+            f"feedd: every file was rejected ({len(results)}): nothing was ingested; "
+            "`feedd rejected` lists the reasons",
+            err=True,
+        )
+        click.get_current_context().exit(1)
+
+
+class _Progress:
+    """Counts of a running backfill, logged every PROGRESS_SECONDS."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = self.lines = self.new = self.repeat = self.update = self.rejected = 0
+        self.started = self.last = time.monotonic()
+
+    def add(self, result: Any) -> None:
+        self.done += 1
+        self.lines += result.items
+        self.new += result.new
+        self.repeat += result.repeat
+        self.update += result.update
+        self.rejected += result.status == "rejected"
+        if time.monotonic() - self.last >= PROGRESS_SECONDS:
+            self.log()
+
+    def log(self, *, final: bool = False) -> None:
+        self.last = time.monotonic()
+        elapsed = max(self.last - self.started, 1e-6)
+        rate = self.done / elapsed
+        log.info(
+            "%s %d/%d dumps, %d item lines: %d new, %d repeat, %d update, %d rejected; "
+            "%.1f dumps/s",
+            "backfilled" if final else "backfill:",
+            self.done,
+            self.total,
+            self.lines,
+            self.new,
+            self.repeat,
+            self.update,
+            self.rejected,
+            rate,
+            extra={
+                "event": "backfilled" if final else "backfill_progress",
+                "dumps": self.done,
+                "total": self.total,
+                "items": self.lines,
+                "new": self.new,
+                "repeat": self.repeat,
+                "update": self.update,
+                "rejected": self.rejected,
+                "dumps_per_s": round(rate, 1),
+            },
+        )
 
 
 @contextmanager
@@ -173,7 +278,13 @@ def _maybe_dry(app: App, dry_run: bool) -> Iterator[None]:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(as_json: bool) -> None:
-    """Totals, the daemon's health, the last ingest, pending and rejected dumps."""
+    """Totals, the daemon's health, the last ingest, pending and rejected dumps.
+
+    Lists only the rejections still open: a dump rejected and then, under the
+    same name, ingested fine is left out (`feedd rejected` lists them all).
+    The daemon counts as running only while its heartbeat is fresh and, on
+    this host, its pid is alive.
+    """
     app = _state().app()
     report = app.status_report()
     if as_json:
@@ -186,13 +297,21 @@ def status(as_json: bool) -> None:
             f"last scan {daemon['last_scan_at']}, next {daemon['next_scan_at']})"
         )
     else:
-        click.echo("daemon: not running" + (" (stale heartbeat)" if daemon.get("stale") else ""))
+        why = daemon.get("stale_reason") or "stale heartbeat"
+        click.echo("daemon: not running" + (f" ({why})" if daemon.get("stale") else ""))
     t = report["totals"]
     click.echo(
         f"articles: {t['articles']}, revisions: {t['revisions']}, sightings: {t['sightings']} "
         f"({t['kinds']['new']} new, {t['kinds']['repeat']} repeat, {t['kinds']['update']} update)"
     )
-    click.echo(f"dumps: {t['dumps']} ingested, {t['rejected']} rejected")
+    click.echo(
+        f"dumps: {t['dumps']} ingested, {report['rejected_open']} rejected"
+        + (
+            f" (+{t['rejected'] - report['rejected_open']} since fixed)"
+            if t["rejected"] > report["rejected_open"]
+            else ""
+        )
+    )
     click.echo(f"pending: {report['pending']}, lag: {report['lag_seconds']} s")
     last = report["last_ingest"]
     if last:
@@ -202,6 +321,10 @@ def status(as_json: bool) -> None:
         )
     for rej in report["rejected"]:
         click.echo(f"rejected: {rej['name']}: {rej['error']}")
+    if report["rejected_open"] > len(report["rejected"]):
+        click.echo(
+            f"… and {report['rejected_open'] - len(report['rejected'])} more: `feedd rejected`"
+        )
     for name, info in report["feeds"].items():
         click.echo(f"feed {name}: {info['entries']} entries, modified {info['modified']}")
 
@@ -262,10 +385,15 @@ def articles(limit: int, as_json: bool) -> None:
 @click.argument("article")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def history(article: str, as_json: bool) -> None:
-    """Every revision of ARTICLE (uid, uid prefix or number) with character diffs."""
-    art = _state().app().store.article(article)
-    if art is None:
-        raise ArticleNotFound(f"no article {article!r}; list them with `feedd articles`")
+    """Every revision of ARTICLE with character diffs.
+
+    ARTICLE is always an article's uid or the start of it, at least 4
+    characters (`feedd articles` shows the first 8); digits are uid
+    characters too, never an article number.
+
+    Example: feedd history 2b7f09c1
+    """
+    art = _find_article(_state().app(), article)
     if as_json:
         data = _article_json(art, full=True)
         for prev, rev in zip(art.revisions, data["revisions"][1:], strict=False):
@@ -285,24 +413,60 @@ def history(article: str, as_json: bool) -> None:
         click.echo(f"  {s.dump}:{s.line}  r{s.revision}  {s.kind:6}  {_iso(s.seen_at)}")
 
 
+_UID_REF = re.compile(r"[0-9a-f-]+")
+MIN_PREFIX = 4
+_SHOWN_MATCHES = 5
+
+
+def _find_article(app: App, ref: str) -> Article:
+    """The one article whose uid starts with ``ref``, or ArticleNotFound saying why."""
+    key = ref.strip().lower()
+    if not _UID_REF.fullmatch(key):
+        raise ArticleNotFound(
+            f"{ref!r} is not an article uid: give the uid or its first {MIN_PREFIX}+ "
+            "characters (0-9, a-f), as `feedd articles` shows them"
+        )
+    if len(key) < MIN_PREFIX:
+        raise ArticleNotFound(
+            f"{ref!r} is too short: give at least {MIN_PREFIX} characters of the uid "
+            "(`feedd articles` shows 8)"
+        )
+    count, found = app.store.articles_by_prefix(key, limit=_SHOWN_MATCHES)
+    if count == 0:
+        raise ArticleNotFound(f"no article {ref!r}; list them with `feedd articles`")
+    if count > 1:
+        from feedd.feeds.title import make_title
+
+        shown = "; ".join(f"{a.uid} {make_title(a.text)[:30]}" for a in found)
+        more = f"; and {count - len(found)} more" if count > len(found) else ""
+        raise ArticleNotFound(
+            f"ambiguous: {count} articles start with {key}: {shown}{more}; give more characters"
+        )
+    art = app.store.article(found[0].uid)
+    if art is None:  # deleted between the two reads
+        raise ArticleNotFound(f"no article {ref!r}; list them with `feedd articles`")
+    return art
+
+
 # explain --------------------------------------------------------------------
 @cli.command()
-@click.argument("path_or_text")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--text", "text", metavar="TEXT", help="Explain this item text instead of a file.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def explain(path_or_text: str, as_json: bool) -> None:
-    """Which article an item (a dump file, or the item's text) would match, and why.
+def explain(path: Path | None, text: str | None, as_json: bool) -> None:
+    """Which article an item would match, and why: each item of dump file
+    PATH, or the item text given with --text.
 
-    Nothing is written: the lookups run in a read-only transaction.
+    Text that is a noise line (a category, a date, a pager) is refused, as
+    ingest would skip it. Nothing is written: the lookups run in a read-only
+    transaction.
+
+    Example: feedd explain dumps/007_0123456789abcdef.txt
     """
+    if (path is None) == (text is None):
+        raise click.UsageError("give a dump file PATH or --text TEXT (one of them)")
+    texts = _explain_texts(path, text)
     app = _state().app()
-    path = Path(path_or_text)
-    if _is_file(path):
-        try:
-            texts = [(i.line, i.text) for i in parse_dump(path.read_bytes()).items]
-        except InvalidDump as exc:
-            raise FeeddError(f"{path}: {exc.reason}") from None
-    else:
-        texts = [(0, path_or_text)]
     settings = app.config.match
     with app.store.lookup() as tx:
         # A dump is decided as a whole, as ingest does: lines claim articles.
@@ -395,11 +559,40 @@ def _shared_rarity(item: Item, article_id: int) -> list[tuple[str, int, float]]:
     return sorted(out, key=lambda t: (-t[2], t[0]))
 
 
-def _is_file(path: Path) -> bool:
+def _explain_texts(path: Path | None, text: str | None) -> list[tuple[int, str]]:
+    limits = ParseLimits(max_category_chars=_state().config().ingest.max_category_chars)
+    if text is not None:
+        stripped = text.strip()
+        if not stripped:
+            raise click.BadParameter("the text is empty; give an item's text", param_hint="--text")
+        kind = classify_noise(stripped, limits)
+        if kind is not None:
+            raise click.BadParameter(
+                f"{stripped!r} is a {kind} line, not an article: ingest skips it; "
+                "give a whole item line",
+                param_hint="--text",
+            )
+        return [(0, text)]
+    assert path is not None
     try:
-        return path.is_file()
-    except OSError:  # text too long to be a file name
-        return False
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError:  # a name too long to be a file
+        is_dir = exists = False
+    if is_dir:
+        raise click.BadParameter(f"{path} is a folder; give one dump file", param_hint="PATH")
+    if not exists:
+        raise click.BadParameter(
+            f"no file {path}; to explain an item's text use --text TEXT", param_hint="PATH"
+        )
+    try:
+        parsed = parse_dump(path.read_bytes(), limits)
+    except InvalidDump as exc:
+        raise FeeddError(f"{path}: {exc.reason}") from None
+    except OSError as exc:
+        raise FeeddError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not parsed.items:
+        raise FeeddError(f"{path} holds no item lines, only noise")
+    return [(i.line, i.text) for i in parsed.items]
 
 
 def _uid(app: App, article_id: int | None) -> str | None:
@@ -478,19 +671,40 @@ def run(
 @cli.command()
 @click.option("--listen", help="host:port (default: server.listen, else 127.0.0.1:8080).")
 def serve(listen: str | None) -> None:
-    """Serve the feeds, article pages and /healthz over HTTP (conditional GET)."""
+    """Serve the feeds, article pages and /healthz over HTTP (conditional GET).
+
+    Read-only: without a database it refuses to start (it never creates one).
+    SIGTERM and SIGINT stop it cleanly with exit code 0.
+    """
     from feedd.server import serve as serve_http
 
     state = _state()
     app = state.app()
     address = listen or app.config.server.listen or "127.0.0.1:8080"
     wsgi = app.wsgi()
-    serve_http(
-        wsgi,
-        address,
-        threads=app.config.server.threads,
-        channel_timeout=app.config.server.channel_timeout,
-    )
+    # waitress's run loop ends cleanly on KeyboardInterrupt; SIGTERM's default
+    # would kill the process with 143 instead.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        serve_http(
+            wsgi,
+            address,
+            threads=app.config.server.threads,
+            channel_timeout=app.config.server.channel_timeout,
+            read_deadline=app.config.server.read_deadline,
+            connection_limit=app.config.server.connection_limit,
+            max_connections_per_client=app.config.server.max_connections_per_client,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    log.info("HTTP server stopped", extra={"event": "http_stopped"})
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    log.info("received %s: stopping", signal.Signals(signum).name)
+    raise KeyboardInterrupt
 
 
 # db -------------------------------------------------------------------------
@@ -501,8 +715,9 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Upgrade the schema to the newest migration (feedd also does this on start)."""
-    app = _state().app()
+    """Upgrade the schema to the newest migration, creating the database if
+    there is none (`feedd run` and `feedd backfill` also do this on start)."""
+    app = _state().app(create=True)
     from feedd.store import migrate
 
     click.echo(f"schema at {migrate.current_revision(app.store.engine)}")
@@ -512,13 +727,68 @@ def db_upgrade() -> None:
 def db_current() -> None:
     """Print the schema revision of the database."""
     from feedd.store import migrate
-
-    state = _state()
-    config = state.config()
     from feedd.store.engine import make_engine
 
+    config = _state().config()
+    require_database(config)
     engine = make_engine(config.database_url)
-    click.echo(f"{migrate.current_revision(engine)} (head {migrate.head_revision()})")
+    try:
+        click.echo(f"{migrate.current_revision(engine)} (head {migrate.head_revision()})")
+    finally:
+        engine.dispose()
+
+
+# rejected -------------------------------------------------------------------
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def rejected(ctx: click.Context, as_json: bool) -> None:
+    """List the rejected dumps, newest first: why, and where each was set aside.
+
+    A rejection marked "fixed" was followed by a successful ingest of a dump
+    with the same name; `feedd status` leaves those out.
+
+    Example: feedd rejected clear --all
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _count, rows = _state().app().store.rejected_dumps()
+    records = [
+        {
+            "name": d.name,
+            "reason": d.error,
+            "location": d.location,
+            "rejected_at": _iso(d.ingested_at),
+            "fixed": fixed,
+        }
+        for d, fixed in rows
+    ]
+    if as_json:
+        _echo_json(records)
+        return
+    if not records:
+        click.echo("no rejected dumps")
+    for r in records:
+        where = f"set aside at {r['location']}" if r["location"] else "not moved"
+        mark = "  [fixed: ingested since]" if r["fixed"] else ""
+        click.echo(f"{r['name']}  {r['rejected_at']}  {r['reason']}  ({where}){mark}")
+
+
+@rejected.command("clear")
+@click.argument("name", required=False)
+@click.option("--all", "clear_all", is_flag=True, help="Clear every rejection record.")
+def rejected_clear(name: str | None, clear_all: bool) -> None:
+    """Delete the rejection records of dump NAME, or of all dumps (--all).
+
+    Only the database records go: files are never touched. A file still in
+    the watch folder is tried again by the daemon.
+    """
+    if (name is None) == (not clear_all):
+        raise click.UsageError("give a dump NAME or --all (one of them)")
+    cleared = _state().app(write=True).store.clear_rejected(None if clear_all else name)
+    if name is not None and cleared == 0:
+        raise FeeddError(f"no rejected dump named {name!r}; `feedd rejected` lists them")
+    click.echo(f"cleared {cleared} rejection record{'s' if cleared != 1 else ''}")
 
 
 def _one_line(exc: Exception) -> str:

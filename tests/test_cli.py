@@ -115,21 +115,24 @@ def test_history_and_explain_show_the_update(tmp_path: Path) -> None:
     assert hist["revisions"][1]["diff"].count("[-向-]{+矢+}") == 1
     assert "{+矢+}" in feedd(tmp_path, "history", row["id"]).stdout
 
-    same = json.loads(feedd(tmp_path, "explain", "--json", edited).stdout)[0]
+    same = json.loads(feedd(tmp_path, "explain", "--json", "--text", edited).stdout)[0]
     assert (same["decision"], same["article"]) == ("repeat", row["id"])
     again = edited.replace("离散", "分立", 1)
-    near = json.loads(feedd(tmp_path, "explain", "--json", again).stdout)[0]
+    near = json.loads(feedd(tmp_path, "explain", "--json", "--text", again).stdout)[0]
     assert (near["decision"], near["article"]) == ("update", row["id"])
     assert near["candidates"][0]["containment"] >= near["thresholds"]["verify_threshold"]
     other = json.loads(
-        feedd(tmp_path, "explain", "--json", seed_files()[1].read_text().split("\n")[3]).stdout
+        feedd(
+            tmp_path, "explain", "--json", "--text", seed_files()[1].read_text().split("\n")[3]
+        ).stdout
     )[0]
     assert other["decision"] == "new"
-    text_out = feedd(tmp_path, "explain", again).stdout
+    text_out = feedd(tmp_path, "explain", "--text", again).stdout
     assert "containment" in text_out and "update" in text_out
 
 
 def test_unknown_article_is_one_line_exit_1(tmp_path: Path) -> None:
+    feedd(tmp_path, "db", "upgrade")
     proc = feedd(tmp_path, "history", "ffffffff", check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "feedd articles" in proc.stderr
@@ -174,13 +177,17 @@ def test_run_with_missing_watch_dir_exits_2(tmp_path: Path) -> None:
 
 
 def test_json_logs_feed_and_db_commands(tmp_path: Path) -> None:
-    proc = feedd(tmp_path, "--log-format", "json", "backfill", str(SEEDS))
+    # A backfill logs summaries; the line per dump is DEBUG, shown with -v.
+    proc = feedd(tmp_path, "-v", "--log-format", "json", "backfill", str(SEEDS))
     events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     ingested = [e for e in events if e.get("event") == "ingested"]
     assert [e["dump"] for e in ingested] == [f.name for f in seed_files()]
     assert all({"items", "new", "repeat", "update", "ms"} <= set(e) for e in ingested)
+    assert {e["level"] for e in ingested} == {"debug"}
+    [final] = [e for e in events if e.get("event") == "backfilled"]
+    assert (final["dumps"], final["new"], final["repeat"]) == (5, 47, 13)
     quiet = feedd(tmp_path, "-q", "backfill", str(SEEDS))
-    assert "ingested" not in quiet.stderr
+    assert "ingested" not in quiet.stderr and "backfilled" not in quiet.stderr
 
     out = tmp_path / "one.rss"
     feedd(tmp_path, "feed", "--format", "rss", "-o", str(out))
