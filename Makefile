@@ -22,7 +22,7 @@ run: install ## run the daemon on config.toml (SQLite, ./dumps -> ./public)
 	$(BIN)/feedd --config $(CONFIG) run
 
 test: install ## the whole test suite (PostgreSQL tests skip locally without a server)
-	$(BIN)/python -m pytest --cov=feedd --cov-report=term
+	$(BIN)/python -m pytest -n 2 --durations=25 --cov=feedd --cov-report=term
 	@# The pure core must stay >= 90% covered.
 	$(BIN)/python -m coverage report --include='feedd/core/*' --fail-under=90
 

@@ -380,7 +380,10 @@ class Daemon:
         except DatabaseLocked as exc:
             # Another writer (a backfill) holds SQLite's lock: nothing is
             # wrong, so no backoff; the next tick tries again.
-            log.warning("%s; files stay pending, retrying at the next tick", _one_line(exc))
+            log.warning(
+                "database unavailable (%s); files stay pending, retrying at the next tick",
+                _one_line(exc),
+            )
         except StorageError as exc:
             self._failures += 1
             delay = min(

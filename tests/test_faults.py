@@ -279,8 +279,9 @@ def test_a_failing_feed_write_keeps_the_old_feed_and_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The same, in process, where no tmpfs can be mounted: the data reaches the
-    # disk at fsync, and a full disk says so there.
-    feedd = Feedd(tmp_path)
+    # disk at fsync, and a full disk says so there. (settle 0: a scan takes
+    # what it sees at once.)
+    feedd = Feedd(tmp_path, daemon={"settle_seconds": 0})
     config = load_config(feedd.config, env={})
     daemon = Daemon(config)
     daemon.app = build(config)

@@ -85,6 +85,9 @@ def test_odd_entries_are_set_aside_and_the_daemon_goes_on(tmp_path: Path) -> Non
         assert daemon.poll() is None
     finally:
         assert feedd.stop(daemon) == 0
+    # 19: one warning per rejected dump, not two.
+    warnings = [line for line in feedd.log_text().splitlines() if "WARNING" in line]
+    assert sum("loop.txt" in line for line in warnings) == 1, warnings
 
 
 def test_backfill_sets_odd_entries_aside_and_keeps_the_good_dumps(tmp_path: Path) -> None:
@@ -204,6 +207,8 @@ def test_sigterm_in_a_long_dump_stops_promptly_and_rolls_it_back(tmp_path: Path)
         if daemon.poll() is None:
             daemon.kill()
     assert "rolled back" in feedd.log_text()
+    # 19: ticks that find the scan still running are normal, not warnings.
+    assert "maximum number of running instances" not in feedd.log_text()
     assert db_rows(feedd.db, "SELECT count(*) FROM dumps") == [(0,)], "as if never started"
     assert db_rows(feedd.db, "SELECT count(*) FROM articles") == [(0,)]
     assert (feedd.dumps / "000_0000000000000000.txt").exists(), "pending for the next start"
