@@ -28,7 +28,15 @@ def _commands(cmd: click.Command, path: list[str]) -> list[tuple[list[str], clic
 def cli_reference() -> str:
     parts: list[str] = []
     for path, cmd in _commands(cli, ["feedd"]):
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100)
+        # The help option names as the real CLI has them: click caches a
+        # command's help option the first time one is made, so a reference
+        # that relied on the default would depend on what ran before it.
+        ctx = click.Context(
+            cmd,
+            info_name=" ".join(path),
+            terminal_width=100,
+            help_option_names=["-h", "--help"],
+        )
         heading = "#" * min(3 + len(path) - 1, 4)
         parts.append(f"{heading} `{' '.join(path)}`\n\n```\n{cmd.get_help(ctx)}\n```\n")
     return "\n".join(parts)

@@ -399,6 +399,7 @@ class Ingester:
         match = self.config.match
         tx.preload_exact([key.norm_hash for _, _, key in lines])
         exact = [tx.exact(key, raw) for _, raw, key in lines]
+        self._check_stop()  # between phases: each is bounded by the dump's size
         claims = claim_exact(exact)
         recuts = self._recuts(tx, lines, claims)
         fps: dict[int, Fingerprint] = {}
@@ -407,6 +408,7 @@ class Ingester:
                 self._check_stop()
             if claims[index] is None and recuts[index] is None:
                 fps[index] = self._fingerprint(raw, key, prepared)
+        self._check_stop()
         in_dump = dump_counts(fps.values())
         stored_df = tx.segment_df(h for fp in fps.values() for h in fp.segments)
         asked = {
@@ -415,15 +417,19 @@ class Ingester:
             )
             for index, fp in fps.items()
         }
+        self._check_stop()
         postings = tx.postings(h for hashes in asked.values() for h in hashes)
         proposed: dict[int, list[tuple[int, float, tuple[tuple[int, int], ...]]]] = {}
         for n, (index, fp) in enumerate(fps.items()):
             if n % CHECK_EVERY == 0:
                 self._check_stop()
             proposed[index] = self._propose(tx, fp, asked[index], postings, stored_df, in_dump)
+        self._check_stop()
         texts = tx.current_texts(aid for rows in proposed.values() for aid, *_ in rows)
         items: list[Item] = []
         for index, (line, raw, _) in enumerate(lines):
+            if index % CHECK_EVERY == 0:
+                self._check_stop()
             if index not in fps:
                 items.append(Item(line, exact=exact[index], recut_of=recuts[index]))
                 continue
@@ -445,6 +451,7 @@ class Ingester:
                     tuple(candidates),
                 )
             )
+        self._check_stop()
         background = None
         if match.shingle_idf and any(item.candidates for item in items):
             size = match.shingle_size
@@ -456,6 +463,7 @@ class Ingester:
                         seen.add(cand.article_id)
                         sample.append(distinct_codes(cand.text.compact, size))
             background = Background.of(sample)
+        self._check_stop()
         return items, decide_dump(items, stored_df, in_dump, match, background)
 
     def _fingerprint(
