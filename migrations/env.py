@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from feedd.store.engine import WRITE, make_engine
-from feedd.store.schema import metadata
+from feedd.store.schema import include_name, metadata
 
 config = context.config
 
@@ -21,6 +21,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=include_name,  # the search index is not in the metadata
         render_as_batch=True,  # SQLite can only ALTER through table copies
         transactional_ddl=True,
         compare_type=True,

@@ -23,7 +23,14 @@ from feedd.core.fingerprint import FingerprintSettings, head_key, segments
 from feedd.core.text import compact, normalize
 from feedd.store import migrate
 from feedd.store.engine import make_engine
-from feedd.store.schema import articles, dumps, metadata, revisions, sightings
+from feedd.store.schema import (
+    articles,
+    dumps,
+    include_name,
+    metadata,
+    revisions,
+    sightings,
+)
 from tests.support import (
     ROOT,
     TEST_MIGRATION,
@@ -37,7 +44,9 @@ from tests.support import (
 def test_migrated_schema_matches_the_code(make_app: AppFactory) -> None:
     app = make_app()
     with app.store.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+        # The search index is engine-specific DDL, outside the metadata (schema.py).
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diffs = compare_metadata(context, metadata)
     assert diffs == []
     assert migrate.current_revision(app.store.engine) == migrate.head_revision()
 
@@ -122,17 +131,20 @@ def test_0002_recomputes_the_segment_hashes_of_stored_revisions(tmp_path: Path) 
 BEFORE_0003 = "2af2388a63f525d221a999dc42de9cc8afb07241"
 
 
-def _old_feedd(tmp_path: Path) -> Path:
+def _old_feedd(tmp_path: Path, commit: str = BEFORE_0003) -> Path:
     if not (ROOT / ".git").exists():
-        pytest.skip("no git history to take the pre-0003 code from")
+        pytest.skip("no git history to take the old code from")
     out = tmp_path / "old"
     out.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BEFORE_0003, "feedd", "migrations"],
+        ["git", "-C", str(ROOT), "archive", commit, "feedd", "migrations"],
         capture_output=True,
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    # Code that finds its migrations as the package feedd.migrations must find
+    # its own, not the installed checkout's (which an editable install maps).
+    shutil.copytree(out / "migrations", out / "feedd" / "migrations")
     return out
 
 
@@ -211,5 +223,78 @@ def test_0003_upgrades_a_database_made_by_the_previous_code(
             "999_ffffffffffffffff.txt", dump_bytes(edited, recut), datetime(2027, 1, 1, tzinfo=UTC)
         )
         assert (result.new, result.update, result.repeat) == (0, 1, 1)
+    finally:
+        app.close()
+
+
+# The last code before migration 0004 (full-text search).
+BEFORE_0004 = "6ab7b5b9df352da26b0e09c190d3ec9cb0b1e64c"
+
+
+def _backfill_with_old_code(old: Path, url: str, tmp_path: Path) -> None:
+    dumps_dir = tmp_path / "dumps"
+    dumps_dir.mkdir()
+    for f in seed_files():
+        shutil.copy(f, dumps_dir / f.name)
+    for name, data in generate_stream(40, seed=3):
+        (dumps_dir / f"1{name}").write_bytes(data)
+    env = {**os.environ, "FEEDD_DATABASE_URL": url, "PYTHONPATH": str(old)}
+    env.pop("COVERAGE_PROCESS_START", None)
+    subprocess.run(
+        [sys.executable, "-m", "feedd", "-q", "backfill", str(dumps_dir), "--no-feeds"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_0004_indexes_the_texts_of_a_database_made_by_the_previous_code(
+    db_factory: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = db_factory("old")
+    _backfill_with_old_code(_old_feedd(tmp_path, BEFORE_0004), url, tmp_path)
+    engine = make_engine(url)
+    assert migrate.current_revision(engine) == "0003"
+    counts = _counts(engine)
+    engine.dispose()
+
+    app = build(load_config(None, env={}, overrides={"database.url": url}))  # upgrades
+    try:
+        engine = app.store.engine
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert _counts(engine) == counts
+        listing = app.store.articles()
+        updated = [a for a in listing if a.revision_count > 1]
+        assert updated
+        # Words of two characters, of three and more, and words only an edit
+        # made (generate_stream edits put a 改 into the text).
+        edited_words = [
+            a.text[i - 2 : i + 3]
+            for a in updated
+            for i, c in enumerate(a.text)
+            if c == "改" and a.text[i - 2 : i + 3] not in a.first_text
+        ]
+        queries = ["模型", "注意力", "改", edited_words[0], "编号为7的"]
+        for query in queries:
+            want = [a.id for a in listing if query.lower() in a.text.lower()]
+            assert want, query
+            assert [a.id for a in app.store.search(query, limit=1000)] == want, query
+            assert app.store.search_count(query) == len(want)
+        if engine.dialect.name == "sqlite":
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "INSERT INTO revisions_fts (revisions_fts, rank) VALUES ('integrity-check', 0)"
+                )
+                indexed = conn.exec_driver_sql("SELECT COUNT(*) FROM revisions_fts").scalar_one()
+            assert indexed == counts[2]  # every revision
+        # And ingest keeps it in step: an edit is found by its new words.
+        text = max((a.text for a in listing), key=len)
+        edited = text.replace(text[100:104], "鲲鹏引擎", 1)
+        result = app.ingester.ingest_bytes(
+            "999_ffffffffffffffff.txt", dump_bytes(edited), datetime(2027, 1, 1, tzinfo=UTC)
+        )
+        assert result.update == 1
+        assert [a.text for a in app.store.search("鲲鹏引擎")] == [edited]
     finally:
         app.close()

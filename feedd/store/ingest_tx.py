@@ -28,6 +28,7 @@ from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming, head_ke
 from feedd.core.text import normalize
 from feedd.model import DumpInfo
 from feedd.store.schema import dumps
+from feedd.store.search import SENTINEL
 
 _MAX_IN = 500  # values per IN (...) list
 
@@ -95,6 +96,16 @@ _DF_REMOVE = "UPDATE segment_df SET articles = articles - 1 WHERE hash = ?"
 _EXTEND_REVISION = (
     "UPDATE revisions SET text = ?, norm_hash = ?, simhash = ?, band0 = ?, band1 = ?,"
     " band2 = ?, band3 = ? WHERE id = ?"
+)
+# The search index on SQLite (feedd/store/search.py): a contentless FTS5 table
+# of every revision's text plus the sentinel, so every write of a revision's
+# text writes the index too, and an entry is deleted with exactly the text it
+# was indexed with. PostgreSQL's trigram index on revisions.text is an
+# ordinary index, kept by the server.
+_FTS_ADD = "INSERT INTO revisions_fts (rowid, text) VALUES (?, ?)"
+_FTS_REMOVE = (
+    "INSERT INTO revisions_fts (revisions_fts, rowid, text)"
+    " SELECT 'delete', id, text || ? FROM revisions WHERE id = ?"
 )
 _REVISION_COUNT = "SELECT revision_count FROM articles WHERE id = ?"
 _SET_REVISION = (
@@ -175,6 +186,7 @@ class IngestTx:
         else:
             self._sql = str
             self.timestamp = _sqlite_timestamp
+        self._fts = conn.dialect.name == "sqlite"
         # norm_hash -> [(article_id, revision_id, number, raw text)], empty
         # when the database has no such text (so a miss is asked only once).
         self._exact: dict[int, list[tuple[int, int, int, str]]] = {}
@@ -355,9 +367,13 @@ class IngestTx:
         self, article_id: int, revision_id: int, fp: Fingerprint, raw: str, previous: Sequence[int]
     ) -> None:
         """The current revision shown longer: it keeps the longer text (same number)."""
+        if self._fts:
+            self._run(_FTS_REMOVE, (SENTINEL, revision_id))
         self._run(
             _EXTEND_REVISION, (raw, fp.norm_hash, fp.simhash, *bands(fp.simhash), revision_id)
         )
+        if self._fts:
+            self._run(_FTS_ADD, (revision_id, raw + SENTINEL))
         self._run(_SET_HEAD, (head_key(fp.compact), article_id))
         self._exact.setdefault(fp.norm_hash, []).append(
             (article_id, revision_id, self._current.get(article_id, 0), raw)
@@ -399,6 +415,8 @@ class IngestTx:
             _INSERT_REVISION,
             (article_id, number, raw, fp.norm_hash, fp.simhash, b0, b1, b2, b3, ts, dump_id, line),
         )
+        if self._fts:
+            self._run(_FTS_ADD, (rid, raw + SENTINEL))
         self._exact.setdefault(fp.norm_hash, []).append((article_id, rid, number, raw))
         self._current[article_id] = number
         return rid
@@ -412,6 +430,8 @@ class IngestTx:
         restored: Sequence[int],
         head: int | None,
     ) -> None:
+        # The search index needs nothing: it holds every revision's text, and a
+        # search takes the current one from articles.current_revision.
         self._run(_RESTORE, (number, self.timestamp(seen_at), article_id))
         self._run(_SET_HEAD, (head, article_id))
         self._current[article_id] = number

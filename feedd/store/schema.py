@@ -1,5 +1,11 @@
 """Tables. The schema is owned by the Alembic migrations in ``migrations/``;
 these definitions must match them (tests/test_migrations.py compares the two).
+
+Except the full-text search index (feedd/store/search.py), which no engine
+spells alike and SQLAlchemy cannot describe: migration 0004 creates the FTS5
+table ``revisions_fts`` (with its shadow tables ``revisions_fts_*``) on SQLite
+and the GIN index ``ix_revisions_text_trgm`` on PostgreSQL; ``include_name``
+keeps them out of the comparison and of autogenerate.
 """
 
 from __future__ import annotations
@@ -32,6 +38,16 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING)
+
+SEARCH_TABLE = "revisions_fts"
+SEARCH_INDEX = "ix_revisions_text_trgm"
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's ``include_name`` hook: False for the search index's objects."""
+    if type_ == "table" and name is not None:
+        return name != SEARCH_TABLE and not name.startswith(SEARCH_TABLE + "_")
+    return not (type_ == "index" and name == SEARCH_INDEX)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
