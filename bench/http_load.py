@@ -247,7 +247,8 @@ def serve_folder(folder: Path, threads: int) -> None:
     """Child process: serve ``folder`` on an ephemeral loopback port until stdin closes."""
     from feedd.app import build
     from feedd.config import load_config
-    from feedd.server import make_app, start_background
+    from feedd.web import make_app
+    from feedd.web.serve import start_background
 
     # waitress warns "Task queue depth is N" for every request that waits for a
     # thread, which is every request here: 50 clients share 8 threads on purpose.

@@ -1,6 +1,7 @@
 """Every benchmark, then one table of their figures and targets.
 
     python bench/run_all.py             # the full run (`make bench`), 15-30 min on 2 cores
+                                        # (the first also builds web.py's 100k database, ~30 min)
     python bench/run_all.py --quick     # small sizes, about 3 minutes
     python bench/run_all.py --only throughput,lookup --json --out results.json
 
@@ -43,12 +44,19 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--sizes", "10000,100000", "--queries", "300"],
     ),
     "latency": ("latency.py", ["--dumps", "30"], ["--dumps", "5", "--history", "200"]),
+    "search": (
+        "search.py",
+        ["--articles", "100000", "--queries", "200"],
+        ["--articles", "3000", "--queries", "50"],
+    ),
     "http_load": (
         "http_load.py",
         ["--requests", "2000", "--connections", "50"],
         ["--requests", "300", "--connections", "10"],
     ),
     "detection": ("detection/run.py", [], ["--dumps", "40", "--articles", "40"]),
+    # The database is built once and kept in bench/out/ (git-ignored).
+    "web": ("web.py", ["--articles", "100000"], ["--articles", "5000", "--requests", "50"]),
 }
 # Leaves of the detection report worth a row in the table (it has many more).
 _DETECTION_KEYS = ("precision", "recall", "f1", "accuracy", "purity", "mistakes")

@@ -6,11 +6,12 @@ engine, a store or a feed writer.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from feedd import liveness
+from feedd import liveness, shapes
 from feedd.config import Config
 from feedd.errors import ConfigError, DatabaseLocked, FeeddError, StorageError
 from feedd.ingest import Ingester, utcnow
@@ -37,6 +38,8 @@ class App:
     store: SqlStore
     ingester: Ingester
     now: Callable[[], datetime]
+    # Told what each publish changed (the web app's feed-write metrics).
+    on_publish: list[Callable[[dict[str, bool]], None]] = field(default_factory=list)
 
     @property
     def watch_dir(self) -> Path:
@@ -56,19 +59,36 @@ class App:
         changed: dict[str, bool] = publish(
             self.store, self.config.feed, self.output_dir, base_url=self.config.feed.base_url
         )
+        for listener in self.on_publish:
+            listener(changed)
         return changed
 
     def wsgi(self) -> Any:
-        """The HTTP application serving this app's feeds, articles and health."""
-        from feedd.server import make_app
+        """The HTTP application: feeds, history pages, JSON API and health.
 
-        return make_app(
+        Raises ConfigError for a malformed server.trusted_proxies.
+        """
+        from feedd.web import make_app
+
+        config = self.config
+        web = make_app(
             self.store,
             self.output_dir,
-            base_url=self.config.feed.base_url,
+            base_url=config.feed.base_url,
             pending=lambda: len(self.pending()),
-            title=self.config.feed.title,
+            status=self.status_report,
+            title=config.feed.title,
+            language=config.feed.language,
+            title_max_chars=config.feed.title_max_chars,
+            # Feeds change at most once per scan.
+            feed_max_age=max(1, math.ceil(config.daemon.scan_interval)),
+            trusted_proxies=config.server.trusted_proxies,
+            access_log=config.server.access_log,
+            now=self.now,
         )
+        metrics = web.metrics
+        self.on_publish.append(lambda changed: metrics.observe_feed_write(any(changed.values())))
+        return web
 
     def pending(self) -> list[Path]:
         """Files in the watch folder that the database has not seen at their size
@@ -104,7 +124,6 @@ class App:
         # life when the process was on this host: ask the kernel.
         dead = [w for w in fresh if w.host == this_host and not pid_alive(w.pid)]
         live = [w for w in fresh if w not in dead]
-        latest = live[0] if live else (workers[0] if workers else None)
         pending = self.pending()
         oldest = min(filter(None, map(_mtime, pending)), default=None)
         ingested = self.store.dumps(status="ingested", limit=1)
@@ -122,46 +141,19 @@ class App:
                     "bytes": len(data),
                     "modified": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(),
                 }
-        return {
-            "daemon": {
-                "alive": bool(live),
-                "stale": bool(workers) and not live and workers[0].status == "running",
-                "stale_reason": (
-                    f"pid {dead[0].pid} is no longer running on this host"
-                    if dead and not live
-                    else None
-                ),
-                "workers": len(live),
-                "pid": latest.pid if latest else None,
-                "host": latest.host if latest else None,
-                "started_at": _iso(latest.started_at) if latest else None,
-                "heartbeat_at": _iso(latest.heartbeat_at) if latest else None,
-                "last_scan_at": _iso(latest.last_scan_at) if latest else None,
-                "next_scan_at": _iso(latest.next_scan_at) if latest else None,
-                "this_host": this_host,
-            },
-            "totals": totals.as_dict(),
-            "pending": len(pending),
-            "lag_seconds": round(now.timestamp() - oldest, 1) if oldest else 0,
-            "last_ingest": (
-                {
-                    "name": ingested[0].name,
-                    "ingested_at": _iso(ingested[0].ingested_at),
-                    "items": ingested[0].items,
-                    "new": ingested[0].new,
-                    "repeat": ingested[0].repeat,
-                    "update": ingested[0].update,
-                }
-                if ingested
-                else None
-            ),
-            "quarantined": totals.rejected,
-            "rejected_open": open_count,
-            "rejected": [
-                {"name": d.name, "error": d.error, "location": d.location} for d, _ in rejected
-            ],
-            "feeds": feeds,
-        }
+        return shapes.status(
+            live=live,
+            workers=workers,
+            dead=dead,
+            this_host=this_host,
+            totals=totals,
+            pending=len(pending),
+            lag_seconds=round(now.timestamp() - oldest, 1) if oldest else 0,
+            last_ingest=ingested[0] if ingested else None,
+            rejected_open=open_count,
+            rejections=[d for d, _ in rejected],
+            feeds=feeds,
+        )
 
 
 def _mtime(path: Path) -> float | None:
@@ -169,10 +161,6 @@ def _mtime(path: Path) -> float | None:
         return path.lstat().st_mtime
     except OSError:  # vanished since the listing
         return None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -22,13 +22,12 @@ from typing import Any
 
 import click
 
+from feedd import shapes
 from feedd.app import App, build, locked_message, require_database
 from feedd.config import Config, load_config
-from feedd.core.decide import Decision, Item
 from feedd.core.diff import inline_diff
 from feedd.core.fingerprint import text_key
 from feedd.core.parse import ParseLimits, classify_noise, parse_dump
-from feedd.core.text import hex64
 from feedd.errors import ArticleNotFound, ConfigError, DatabaseLocked, FeeddError, InvalidDump
 from feedd.ingest import source
 from feedd.logs import setup_logging
@@ -329,41 +328,6 @@ def status(as_json: bool) -> None:
         click.echo(f"feed {name}: {info['entries']} entries, modified {info['modified']}")
 
 
-def _article_json(a: Article, *, full: bool) -> dict[str, Any]:
-    from feedd.feeds.title import make_title
-
-    out: dict[str, Any] = {
-        "id": a.uid,
-        "title": make_title(a.text),
-        "first_seen": _iso(a.first_seen),
-        "last_seen": _iso(a.last_seen),
-    }
-    if full:
-        out["revisions"] = [
-            {
-                "number": r.number,
-                "text": r.text,
-                "simhash": r.simhash,
-                "first_seen": _iso(r.first_seen),
-            }
-            for r in a.revisions
-        ]
-        out["sightings"] = [
-            {
-                "dump": s.dump,
-                "line": s.line,
-                "revision": s.revision,
-                "kind": s.kind,
-                "seen_at": _iso(s.seen_at),
-                "shown": s.shown,
-            }
-            for s in a.sightings
-        ]
-    else:
-        out["revisions"] = a.revision_count
-    return out
-
-
 @cli.command()
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
@@ -371,9 +335,12 @@ def articles(limit: int, as_json: bool) -> None:
     """The newest articles, by first sighting."""
     from feedd.feeds.title import make_title
 
-    arts = _state().app().store.articles(limit=limit)
+    app = _state().app()
+    # browse, not articles(): one LIMITed page through the first-seen index.
+    arts = app.store.browse(limit=limit)
     if as_json:
-        _echo_json([_article_json(a, full=False) for a in arts])
+        width = app.config.feed.title_max_chars
+        _echo_json([shapes.article_summary(a, title_max_chars=width) for a in arts])
         return
     for a in arts:
         click.echo(
@@ -393,12 +360,10 @@ def history(article: str, as_json: bool) -> None:
 
     Example: feedd history 2b7f09c1
     """
-    art = _find_article(_state().app(), article)
+    app = _state().app()
+    art = _find_article(app, article)
     if as_json:
-        data = _article_json(art, full=True)
-        for prev, rev in zip(art.revisions, data["revisions"][1:], strict=False):
-            rev["diff"] = inline_diff(prev.text, rev["text"])
-        _echo_json(data)
+        _echo_json(shapes.history(art, title_max_chars=app.config.feed.title_max_chars))
         return
     click.echo(f"article {art.uid}: {len(art.revisions)} revisions, {len(art.sightings)} sightings")
     previous: str | None = None
@@ -473,7 +438,16 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
         items, decisions = app.ingester.decide(
             tx, [(line, text, text_key(text)) for line, text in texts]
         )
-        reports = [_explain_report(app, item, d) for item, d in zip(items, decisions, strict=True)]
+        reports = [
+            shapes.explain(
+                item,
+                d,
+                match=settings,
+                segment_chars=app.config.fingerprint.segment_chars,
+                uid_of=lambda article_id: _uid(app, article_id),
+            )
+            for item, d in zip(items, decisions, strict=True)
+        ]
     if as_json:
         _echo_json(reports)
         return
@@ -497,66 +471,6 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
             if c["shared"]:
                 shared = ", ".join(f"{s['text']}×{s['weight']:.2f}" for s in c["shared"][:6])
                 click.echo(f"        rarest shared: {shared}")
-
-
-def _explain_report(app: App, item: Item, decision: Decision) -> dict[str, Any]:
-    settings = app.config.match
-    fp = item.fingerprint
-    return {
-        "line": item.line or None,
-        "simhash": hex64(fp.simhash) if fp else None,
-        "normalized_chars": len(item.text.normalized) if item.text else None,
-        "segments": len(fp.segments) if fp else 0,
-        "decision": decision.kind.value,
-        "action": decision.action.value,
-        "article": _uid(app, decision.article_id),
-        "reason": decision.reason,
-        "recut": decision.recut,
-        "thresholds": {
-            "simhash_k": settings.simhash_k,
-            "verify_threshold": settings.verify_threshold,
-            "shingle_size": settings.shingle_size,
-            "boilerplate_df": settings.boilerplate_df,
-            "min_evidence": settings.min_evidence,
-        },
-        "candidates": [
-            {
-                "article": _uid(app, s.article_id),
-                "revision": s.revision_number,
-                "distance": s.distance,
-                "shared_segments": s.shared_segments,
-                "evidence": s.evidence,
-                "containment": s.containment,
-                "weighted": s.weighted,
-                "recut": s.recut,
-                "veto": s.veto,
-                "accepted": s.accepted,
-                "excluded": s.excluded,
-                "shared": [
-                    {"text": text, "articles": df, "weight": round(w, 4)}
-                    for text, df, w in _shared_rarity(item, s.article_id)
-                ],
-            }
-            for s in decision.scores
-        ],
-    }
-
-
-def _shared_rarity(item: Item, article_id: int) -> list[tuple[str, int, float]]:
-    """The rare segments an item shares with a candidate, rarest first: their
-    text, how many other articles and lines hold them, and their weight."""
-    from feedd.core.rarity import weight
-
-    cand = next((c for c in item.candidates if c.article_id == article_id), None)
-    if cand is None or item.text is None:
-        return []
-    where = dict(zip(item.text.hashes, item.text.positions, strict=True))
-    k = _state().app().config.fingerprint.segment_chars
-    out = []
-    for h, others in cand.rarity:
-        pos = where.get(h, 0)
-        out.append((item.text.compact[pos : pos + k], others, weight(others)))
-    return sorted(out, key=lambda t: (-t[2], t[0]))
 
 
 def _explain_texts(path: Path | None, text: str | None) -> list[tuple[int, str]]:
@@ -606,8 +520,10 @@ def _uid(app: App, article_id: int | None) -> str | None:
 @cli.command()
 def export() -> None:
     """Every article as JSON Lines on stdout (the stable format in the README)."""
-    for art in _state().app().store.export():
-        click.echo(json.dumps(_article_json(art, full=True), ensure_ascii=False))
+    app = _state().app()
+    width = app.config.feed.title_max_chars
+    for art in app.store.export():
+        click.echo(json.dumps(shapes.export(art, title_max_chars=width), ensure_ascii=False))
 
 
 @cli.command()
@@ -671,12 +587,12 @@ def run(
 @cli.command()
 @click.option("--listen", help="host:port (default: server.listen, else 127.0.0.1:8080).")
 def serve(listen: str | None) -> None:
-    """Serve the feeds, article pages and /healthz over HTTP (conditional GET).
+    """Serve the feeds, the history pages and their JSON, /healthz and /metrics over HTTP.
 
     Read-only: without a database it refuses to start (it never creates one).
     SIGTERM and SIGINT stop it cleanly with exit code 0.
     """
-    from feedd.server import serve as serve_http
+    from feedd.web.serve import serve as serve_http
 
     state = _state()
     app = state.app()
@@ -753,16 +669,7 @@ def rejected(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     _count, rows = _state().app().store.rejected_dumps()
-    records = [
-        {
-            "name": d.name,
-            "reason": d.error,
-            "location": d.location,
-            "rejected_at": _iso(d.ingested_at),
-            "fixed": fixed,
-        }
-        for d, fixed in rows
-    ]
+    records = [shapes.rejected(d, fixed) for d, fixed in rows]
     if as_json:
         _echo_json(records)
         return

@@ -78,6 +78,10 @@ class ServerConfig:
     read_deadline: int = 10
     connection_limit: int = 1000  # open HTTP connections; waitress's own default is 100
     max_connections_per_client: int = 100  # per client IP address
+    # Comma-separated addresses (or CIDR networks) of reverse proxies whose
+    # X-Forwarded-Proto/-Host/-Prefix headers are believed; "" trusts none.
+    trusted_proxies: str = ""
+    access_log: bool = True  # a log line per request on the logger feedd.access
 
 
 @dataclass(frozen=True)

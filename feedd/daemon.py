@@ -290,7 +290,7 @@ class Daemon:
         listen = self.config.server.listen
         if not listen or self.app is None:
             return
-        from feedd.server import split_listen, start_background
+        from feedd.web.serve import split_listen, start_background
 
         host, port = split_listen(listen)
         wsgi = self.app.wsgi()

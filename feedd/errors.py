@@ -74,3 +74,9 @@ class AlreadyRunning(FeeddError):
 
 class ArticleNotFound(FeeddError):
     default_message = "no such article; list them with `feedd articles`"
+
+
+class InvalidQuery(FeeddError):
+    """A search query that cannot be run as given; the message says why."""
+
+    default_message = "invalid search query"

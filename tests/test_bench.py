@@ -167,6 +167,53 @@ def test_latency_runs_the_daemon_and_reports() -> None:
     assert 0 < figures["p50"] <= figures["p95"] <= figures["max"]
 
 
+@pytest.mark.timeout(180)
+def test_web_serves_a_small_history_and_reports(tmp_path: Path) -> None:
+    report = _run(
+        "web.py", "--articles", "300", "--requests", "5", "--out", str(tmp_path), timeout=170
+    )
+    figures = _figures(report)
+    # A heavy edit may be taken for a new article: a few more than were made.
+    assert 300 <= figures["articles"] <= 305
+    assert figures["articles with updates"] > 0
+    assert figures["build lines/s"] > 0
+    for page in ("/", "/articles/<uid>", "/feed.atom (floor)"):
+        assert figures[f"{page} errors"] == 0
+        assert 0 < figures[f"{page} p50"] <= figures[f"{page} p95"] <= figures[f"{page} max"]
+    targets = {t["name"] for t in report["targets"]}
+    assert {"/ p95", "/articles/<uid> p95"} <= targets
+    # The database is kept for the next run, named by size, seed and schema.
+    (kept,) = tmp_path.glob("web-300a-s1-r*.db")
+    again = _run("web.py", "--articles", "300", "--requests", "2", "--out", str(tmp_path))
+    assert "build lines/s" not in _figures(again) and again["params"]["db"] == str(kept)
+
+
+def test_search_runs_and_reports(tmp_path: Path) -> None:
+    args = ("--articles", "300", "--queries", "10", "--cache-dir", str(tmp_path))
+    report = _run("search.py", *args)
+    figures = _figures(report)
+    assert figures["articles"] == 300 and figures["revisions"] == 315  # 5% edited
+    for kind in ("2 chars", "3 chars", "6 chars", "2-char miss", "3-char miss"):
+        assert 0 < figures[f"{kind}: feedd p50"] <= figures[f"{kind}: feedd p95"]
+        assert figures[f"{kind}: baseline LIKE p95"] > 0
+        # The index finds exactly what the plain scan finds.
+        assert figures[f"{kind}: results differing from the baseline"] == 0
+    assert figures["2 chars: matching articles (median)"] >= 1
+    assert figures["2-char miss: matching articles (median)"] == 0
+    assert "database built in" in figures
+    # The second run finds the database built by the first.
+    assert "database built in" not in _figures(_run("search.py", *args))
+
+
+@pytest.mark.postgres
+def test_search_on_postgres() -> None:
+    report = _run("search.py", "--articles", "200", "--queries", "5", "--pg-url", PG_URL)
+    figures = _figures(report)
+    assert figures["articles"] == 200 and report["params"]["engine"] == "postgres"
+    for kind in ("2 chars", "3 chars", "6 chars", "2-char miss", "3-char miss"):
+        assert figures[f"{kind}: results differing from the baseline"] == 0
+
+
 def test_run_all_prints_one_table(tmp_path: Path) -> None:
     out = tmp_path / "all.json"
     done = subprocess.run(

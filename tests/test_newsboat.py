@@ -24,8 +24,8 @@ import pytest
 
 from feedd.app import App
 from feedd.feeds.title import make_title
-from feedd.server import make_app as make_wsgi_app
-from feedd.server import start_background
+from feedd.web import make_app as make_wsgi_app
+from feedd.web.serve import start_background
 from tests.support import IN_CI, AppFactory, dump_bytes, seed_files, seed_texts
 
 NEWSBOAT = shutil.which("newsboat")

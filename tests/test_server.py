@@ -28,18 +28,12 @@ from feedd.config import load_config
 from feedd.core.diff import char_diff
 from feedd.errors import StorageError
 from feedd.model import Article
-from feedd.server import (
-    HTML_CSP,
-    BackgroundServer,
-    etag_matches,
-    not_modified,
-    render_diff,
-    split_listen,
-    start_background,
-)
-from feedd.server import make_app as make_wsgi_app
 from feedd.store.engine import make_engine
 from feedd.store.sql import SqlStore
+from feedd.web import make_app as make_wsgi_app
+from feedd.web.http import etag_matches, not_modified
+from feedd.web.pages import HTML_CSP, render_diff
+from feedd.web.serve import BackgroundServer, split_listen, start_background
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "seeds"
@@ -302,13 +296,21 @@ def test_unknown_paths_are_404(public: Path, port: int) -> None:
         "/public/feed.rss",
         "/articles/",
         "/articles/<x>",
-        "/articles/99999999",
-        "/articles/ffffffff-ffff",
         "/healthz/",
+        "/api/",
+        "/api/articles/",
+        "/dumps/",
+        "/static/style.css",
     ):
         status, headers, body = request(port, path)
         assert status == 404, path
         assert headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert RSS not in body
+    # An article reference that finds nothing is a page saying why.
+    for path in ("/articles/99999999", "/articles/ffffffff-ffff", "/articles/1"):
+        status, headers, body = request(port, path)
+        assert status == 404, path
+        assert headers["Content-Type"] == "text/html; charset=utf-8"
         assert RSS not in body
 
 
@@ -391,7 +393,9 @@ def test_index_links_the_feeds_that_exist(public: Path, port: int) -> None:
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     assert headers["Content-Security-Policy"] == HTML_CSP
     assert b'type="application/atom+xml"' in body
-    assert b'href="http://feeds.example/feed.atom"' in body
+    # Built from the request, not from feed.base_url (the feeds' own address).
+    assert f'href="http://127.0.0.1:{port}/feed.atom"'.encode() in body
+    assert b'href="feed.atom"' in body
     assert b"feed.rss" not in body
 
 
@@ -418,15 +422,17 @@ def test_article_page_escapes_the_text_and_shows_the_diff(
     assert 'datetime="2026-01-01T00:05:00+00:00"' in page  # last seen
 
 
-def test_article_by_id_and_by_uid_prefix(port: int, script_article: Article) -> None:
+def test_article_by_uid_and_uid_prefix_never_by_number(port: int, script_article: Article) -> None:
     by_uid = request(port, f"/articles/{script_article.uid}")[2]
-    assert request(port, f"/articles/{script_article.id}")[2] == by_uid
     assert request(port, f"/articles/{script_article.uid[:13].upper()}")[2] == by_uid
+    # Digits are uid characters, never an article number (as in the CLI).
+    status, _, body = request(port, f"/articles/{script_article.id}")
+    assert status == 404 and body != by_uid
 
 
 def test_every_seed_article_renders(history: App, port: int) -> None:
     for article in history.store.articles():
-        status, _, body = request(port, f"/articles/{article.id}")
+        status, _, body = request(port, f"/articles/{article.uid}")
         assert status == 200
         assert body.decode("utf-8").count('<li id="r') == article.revision_count
 
@@ -463,7 +469,7 @@ def test_an_unreachable_database_is_503_and_feeds_still_serve(
     assert status == 503
     assert report["ok"] is False and report["database"] != "ok" and report["database"]
     assert report["articles"] is None and report["pending_dumps"] == 0
-    status, headers, body = request(port, "/articles/1")
+    status, headers, body = request(port, "/articles/abcd")
     assert status == 503 and headers["Retry-After"] == "30"
     assert b"database" in body and len(body) < 200
     assert request(port, "/feed.rss")[0] == 200
@@ -471,12 +477,16 @@ def test_an_unreachable_database_is_503_and_feeds_still_serve(
 
 
 class ExplodingStore(SqlStore):
-    def article(self, ref: str | int, *, full: bool = True) -> Article | None:
+    def articles_by_uid(
+        self, ref: str, *, limit: int = 5, full: bool = True
+    ) -> tuple[int, list[Article]]:
         raise RuntimeError("a bug in the store")
 
 
 class LockedStore(SqlStore):
-    def article(self, ref: str | int, *, full: bool = True) -> Article | None:
+    def articles_by_uid(
+        self, ref: str, *, limit: int = 5, full: bool = True
+    ) -> tuple[int, list[Article]]:
         raise StorageError("database is locked")
 
 
@@ -485,20 +495,18 @@ def test_a_bug_is_500_logged_and_the_server_goes_on(
 ) -> None:
     write_atomic(public / "feed.rss", RSS)
     port = serve(store=ExplodingStore(history.store.engine)).port
-    with caplog.at_level(logging.ERROR, logger="feedd.server"):
-        status, _, body = request(port, "/articles/1")
+    with caplog.at_level(logging.ERROR, logger="feedd.web"):
+        status, _, body = request(port, "/articles/abcd")
     assert status == 500
     assert b"a bug in the store" not in body
-    record = next(
-        r for r in caplog.records if r.name == "feedd.server" and r.levelno >= logging.ERROR
-    )
+    record = next(r for r in caplog.records if r.name == "feedd.web" and r.levelno >= logging.ERROR)
     assert record.exc_info is not None and "a bug in the store" in caplog.text
     assert request(port, "/feed.rss")[0] == 200
 
 
 def test_a_storage_error_is_503(history: App, serve: Serve) -> None:
     port = serve(store=LockedStore(history.store.engine)).port
-    assert request(port, "/articles/1")[0] == 503
+    assert request(port, "/articles/abcd")[0] == 503
 
 
 @pytest.mark.parametrize("error", [OSError("watch folder gone"), StorageError()])
@@ -509,7 +517,7 @@ def test_a_failing_pending_counter_does_not_fail_the_health_check(
         raise error
 
     port = serve(pending=broken).port
-    with caplog.at_level(logging.ERROR, logger="feedd.server"):
+    with caplog.at_level(logging.ERROR, logger="feedd.web"):
         status, _, body = request(port, "/healthz")
     assert status == 200 and json.loads(body)["pending_dumps"] is None
     # A bug in the counter leaves a traceback; a database outage does not.

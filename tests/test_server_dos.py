@@ -29,10 +29,10 @@ import pytest
 from feedd.app import build
 from feedd.config import load_config
 from feedd.errors import ConfigError
-from feedd.server import BackgroundServer, start_background
-from feedd.server import make_app as make_wsgi_app
 from feedd.store.engine import make_engine
 from feedd.store.sql import SqlStore
+from feedd.web import make_app as make_wsgi_app
+from feedd.web.serve import BackgroundServer, start_background
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>\n'
 ATOM = b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><id>x</id></feed>\n'
