@@ -178,8 +178,8 @@ def dump_paths(folder: Path) -> list[Path]:
 
 def run_feedd(corpus: Path, overrides: dict[str, Any] | None = None) -> FeeddRun:
     """feedd's default pipeline, on a fresh SQLite database, as `feedd backfill` runs it."""
+    from feedd import shapes
     from feedd.app import build
-    from feedd.cli import _article_json
     from feedd.config import load_config
 
     with tempfile.TemporaryDirectory(prefix="feedd-bench-") as tmp:
@@ -202,7 +202,7 @@ def run_feedd(corpus: Path, overrides: dict[str, Any] | None = None) -> FeeddRun
             exported = list(app.store.export())
         finally:
             app.close()
-    rows = [_article_json(a, full=True) for a in exported]
+    rows = [shapes.export(a) for a in exported]
     return FeeddRun(rows, seconds, decisions, {a.id: a.uid for a in exported})
 
 
