@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from feedd.core.text import compact, hash64, normalize, to_signed64
+from feedd.core.text import CACHED_TEXTS, compact, hash64, normalize, to_signed64
 
 # Latin words stay whole (a word is the unit of meaning there); every other
 # letter, i.e. CJK, is a token of its own, since Chinese has no spaces.
@@ -48,7 +48,7 @@ class TextKey:
     norm_hash: int  # signed 64-bit hash of the normalised text
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=CACHED_TEXTS)
 def text_key(text: str) -> TextKey:
     # Cached: a listing shows the same lines in dump after dump, and this is
     # the whole cost of an exact repeat before the database.
@@ -226,7 +226,7 @@ def fingerprint(
     )
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=CACHED_TEXTS)
 def shingle_codes(compact_text: str, size: int) -> np.ndarray:
     """Every ``size``-character shingle of the text as one integer, in text order.
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from feedd.core.fingerprint import Fingerprint, FingerprintSettings, _segments_at, shingle_codes
+from feedd.core.text import CACHED_TEXTS
 
 
 def weight(others: int) -> float:
@@ -61,7 +62,7 @@ def stored_others(
     )
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=CACHED_TEXTS)
 def text_segments(
     compact_text: str, settings: FingerprintSettings
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -159,7 +160,7 @@ class Background:
         return out
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=CACHED_TEXTS)
 def distinct_codes(compact_text: str, size: int) -> np.ndarray:
     """A text's distinct shingle codes, sorted; cached like the codes themselves."""
     out: np.ndarray = np.unique(shingle_codes(compact_text, size))

@@ -16,6 +16,13 @@ import hashlib
 import re
 import unicodedata
 
+# Entries of each per-text cache of the core (text keys, shingles, segments,
+# verification forms). A listing shows the same few hundred texts in dump
+# after dump, so a few thousand entries catch nearly every hit; each cached
+# text costs ~20 KB over all the caches, and at 8,192 entries they held
+# ~140 MB, most of a backfill's peak RSS (docs/performance.md).
+CACHED_TEXTS = 2048
+
 _WHITESPACE = re.compile(r"\s+")
 # After NFKC, "…" has become "...". A listing cuts text at arbitrary points, so
 # the ellipsis marks the cut, not content, and trailing dots vanish with it.

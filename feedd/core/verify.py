@@ -32,7 +32,7 @@ import numpy as np
 
 from feedd.core.fingerprint import Fingerprint, FingerprintSettings, shingle_codes
 from feedd.core.rarity import Background, char_weights, text_segments, weights
-from feedd.core.text import compact, normalize, was_cut
+from feedd.core.text import CACHED_TEXTS, compact, normalize, was_cut
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class Text:
         )
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=CACHED_TEXTS)
 def _text(
     raw: str, fingerprint: FingerprintSettings, shingle_size: int, normalized: str | None
 ) -> Text:
