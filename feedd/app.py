@@ -2,10 +2,18 @@
 
 The CLI, the daemon and the tests all call ``build``; nothing else creates an
 engine, a store or a feed writer.
+
+Each service is imported when it is first used, not here: `feedd status`
+builds an App to read the store, and this module loads none of the matcher
+(numpy), the feed writer (feedgen), the migrations (Alembic) or the web stack
+for it (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.resources
 import math
 import os
 import re
@@ -14,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -22,24 +30,93 @@ from sqlalchemy.exc import ArgumentError
 from feedd import liveness, shapes
 from feedd.config import Config
 from feedd.errors import ConfigError, DatabaseLocked, FeeddError, StorageError
-from feedd.ingest import Ingester, utcnow
 from feedd.model import WorkerInfo
-from feedd.store import migrate
 from feedd.store.engine import make_engine
 from feedd.store.sql import SqlStore
 
+if TYPE_CHECKING:
+    from feedd.feeds.write import EntryCache
+    from feedd.ingest import Ingester
+
 FEED_FILES = ("feed.rss", "feed.atom", "updates.rss", "updates.atom")
 _ENTRY = re.compile(rb"<entry[\s>]|<item[\s>]")
+# `revision = "0004"` and `down_revision = "0003"` in a migration script, as
+# migrations/script.py.mako writes them (a type annotation allowed).
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+@functools.cache
+def schema_head() -> str | None:
+    """The revision of the newest migration: the schema this feedd needs.
+
+    Read from the scripts' text, so that a command that only reads (`feedd
+    status`) checks the schema without Alembic, whose import takes longer
+    than the rest of the command. Alembic answers whenever the text leaves
+    any doubt (see ``head_of``). Raises FeeddError when the scripts are
+    missing (a broken installation).
+    """
+    try:
+        location = importlib.resources.files("feedd.migrations")
+    except ModuleNotFoundError:
+        location = Path(__file__).resolve().parents[1] / "migrations"  # a bare checkout
+    head = head_of(Path(str(location)) / "versions")
+    if head is None:
+        from feedd.store import migrate
+
+        head = migrate.head_revision()
+    return head
+
+
+def head_of(versions: Path) -> str | None:
+    """The one revision of the scripts in ``versions`` that no other revises;
+    None unless that is certain: no scripts, a script without both
+    assignments or with a value that is not a literal, several heads (a
+    branch), or a cycle."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in versions.glob("*.py"):
+        if script.name == "__init__.py":
+            continue
+        try:
+            found = dict(_ASSIGNMENT.findall(script.read_text(encoding="utf-8")))
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found["down_revision"])
+        except (OSError, UnicodeError, KeyError, ValueError, SyntaxError):
+            return None
+        downs = down if isinstance(down, tuple) else (down,)
+        if not isinstance(revision, str) or not all(isinstance(d, str | None) for d in downs):
+            return None
+        revisions.add(revision)
+        revised.update(d for d in downs if d is not None)
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class App:
     config: Config
     store: SqlStore
-    ingester: Ingester
     now: Callable[[], datetime]
     # Told what each publish changed (the web app's feed-write metrics).
     on_publish: list[Callable[[dict[str, bool]], None]] = field(default_factory=list)
+
+    @functools.cached_property
+    def ingester(self) -> Ingester:
+        """The ingest service, made on first use: it brings in the whole matcher."""
+        from feedd.ingest import Ingester
+
+        return Ingester(self.store, self.config, self.now)
+
+    @functools.cached_property
+    def feed_cache(self) -> EntryCache:
+        """Rendered feed entries kept between publishes (one per App: its config)."""
+        from feedd.feeds.write import EntryCache
+
+        return EntryCache()
 
     @property
     def watch_dir(self) -> Path:
@@ -57,7 +134,11 @@ class App:
         from feedd.feeds.write import publish
 
         changed: dict[str, bool] = publish(
-            self.store, self.config.feed, self.output_dir, base_url=self.config.feed.base_url
+            self.store,
+            self.config.feed,
+            self.output_dir,
+            base_url=self.config.feed.base_url,
+            cache=self.feed_cache,
         )
         for listener in self.on_publish:
             listener(changed)
@@ -244,7 +325,7 @@ def build(
     shown = make_url(config.database_url).render_as_string(hide_password=True)
     try:
         current = store.schema_revision()
-        head = migrate.head_revision()
+        head = schema_head()
         if current != head:
             if not upgrade:
                 raise FeeddError(_schema_message(shown, current, head))
@@ -261,7 +342,7 @@ def build(
     except BaseException:
         store.close()
         raise
-    return App(config=config, store=store, ingester=Ingester(store, config, now), now=now)
+    return App(config=config, store=store, now=now)
 
 
 def _schema_message(shown: str, current: str | None, head: str | None) -> str:

@@ -18,20 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from feedd import shapes
-from feedd.app import App, build, locked_message, require_database
-from feedd.config import Config, load_config
-from feedd.core.diff import inline_diff
-from feedd.core.fingerprint import text_key
-from feedd.core.parse import ParseLimits, classify_noise, parse_dump
 from feedd.errors import ArticleNotFound, ConfigError, DatabaseLocked, FeeddError, InvalidDump
-from feedd.ingest import source
-from feedd.logs import setup_logging
-from feedd.model import Article
+
+if TYPE_CHECKING:
+    from feedd.app import App
+    from feedd.config import Config
+    from feedd.model import Article
+
+# Everything else is imported by the command that needs it: `feedd --help`
+# must not pay for SQLAlchemy, numpy or feedgen, nor `feedd status` for
+# Alembic, feedgen, APScheduler or the web stack (bench/startup.py measures
+# it; tests/test_cli_startup.py keeps it so).
 
 log = logging.getLogger("feedd.cli")
 
@@ -45,6 +46,8 @@ class State:
     _app: App | None = None
 
     def config(self) -> Config:
+        from feedd.config import load_config
+
         return load_config(self.config_path, overrides=self.overrides)
 
     def app(self, *, write: bool = False, create: bool = False) -> App:
@@ -52,6 +55,9 @@ class State:
         write: not the schema, not an empty database file. ``write`` may
         upgrade the schema; ``create`` may also create the SQLite file."""
         if self._app is None:
+            from feedd.app import build
+            from feedd.logs import setup_logging
+
             config = self.config()
             setup_logging(config.log.level, self.log_format_of(config), self.verbosity)
             self._app = build(config, upgrade=write or create, create=create)
@@ -74,6 +80,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DatabaseLocked as exc:
+            from feedd.app import locked_message
+
             # Said here, where the config is known: which database, which lock file.
             state = ctx.find_object(State)
             try:
@@ -151,6 +159,8 @@ def backfill(paths: tuple[Path, ...], as_json: bool, dry_run: bool, no_feeds: bo
     summary log line every few seconds. Exits 1 when every file was rejected,
     or when another writer holds the database past database.busy_timeout_ms.
     """
+    from feedd.ingest import source
+
     state = _state()
     app = state.app(create=True)
     # One log line per dump would bury the bar and the summaries.
@@ -333,6 +343,7 @@ def status(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def articles(limit: int, as_json: bool) -> None:
     """The newest articles, by first sighting."""
+    from feedd import shapes
     from feedd.feeds.title import make_title
 
     app = _state().app()
@@ -360,6 +371,9 @@ def history(article: str, as_json: bool) -> None:
 
     Example: feedd history 2b7f09c1
     """
+    from feedd import shapes
+    from feedd.core.diff import inline_diff
+
     app = _state().app()
     art = _find_article(app, article)
     if as_json:
@@ -428,6 +442,9 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
 
     Example: feedd explain dumps/007_0123456789abcdef.txt
     """
+    from feedd import shapes
+    from feedd.core.fingerprint import text_key
+
     if (path is None) == (text is None):
         raise click.UsageError("give a dump file PATH or --text TEXT (one of them)")
     texts = _explain_texts(path, text)
@@ -474,6 +491,8 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
 
 
 def _explain_texts(path: Path | None, text: str | None) -> list[tuple[int, str]]:
+    from feedd.core.parse import ParseLimits, classify_noise, parse_dump
+
     limits = ParseLimits(max_category_chars=_state().config().ingest.max_category_chars)
     if text is not None:
         stripped = text.strip()
@@ -520,6 +539,8 @@ def _uid(app: App, article_id: int | None) -> str | None:
 @cli.command()
 def export() -> None:
     """Every article as JSON Lines on stdout (the stable format in the README)."""
+    from feedd import shapes
+
     app = _state().app()
     width = app.config.feed.title_max_chars
     for art in app.store.export():
@@ -569,6 +590,7 @@ def run(
     SIGHUP reloads the config file (a bad one is logged and the old kept).
     """
     from feedd.daemon import Daemon
+    from feedd.logs import setup_logging
 
     state = _state()
     for key, value in (
@@ -642,6 +664,7 @@ def db_upgrade() -> None:
 @db.command("current")
 def db_current() -> None:
     """Print the schema revision of the database."""
+    from feedd.app import require_database
     from feedd.store import migrate
     from feedd.store.engine import make_engine
 
@@ -668,6 +691,8 @@ def rejected(ctx: click.Context, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from feedd import shapes
+
     _count, rows = _state().app().store.rejected_dumps()
     records = [shapes.rejected(d, fixed) for d, fixed in rows]
     if as_json:

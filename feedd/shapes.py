@@ -13,14 +13,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from feedd.core.decide import Decision, Item, MatchSettings
 from feedd.core.diff import inline_diff
-from feedd.core.rarity import weight
 from feedd.core.text import hex64
 from feedd.feeds.title import make_title
 from feedd.model import Article, DumpInfo, Totals, WorkerInfo
+
+if TYPE_CHECKING:
+    # The matcher's types, for `explain` only: importing them loads numpy,
+    # which `feedd status` has no use for.
+    from feedd.core.decide import Decision, Item, MatchSettings
 
 TITLE_MAX_CHARS = 80  # feed.title_max_chars's default
 
@@ -318,6 +321,8 @@ def explain(
 def shared_rarity(item: Item, article_id: int, segment_chars: int) -> list[tuple[str, int, float]]:
     """The rare segments an item shares with a candidate, rarest first: their
     text, how many other articles and lines hold them, and their weight."""
+    from feedd.core.rarity import weight  # loads numpy: only `explain` needs it
+
     cand = next((c for c in item.candidates if c.article_id == article_id), None)
     if cand is None or item.text is None:
         return []

@@ -223,7 +223,10 @@ def test_sighup_shows_new_feed_settings_at_once(tmp_path: Path) -> None:
     try:
         feedd.drop(seed_files()[0].name, seed_files()[0].read_bytes())
         atom = feedd.public / "feed.atom"
-        wait_for(lambda: atom.exists() and b"old title" in atom.read_bytes())
+        # The dump's entries, not the empty feed of the first scan (the dump
+        # still settling then): the reload must cut them down to max_items.
+        wait_for(lambda: atom.exists() and atom.read_bytes().count(b"<entry>") > 3)
+        assert b"old title" in atom.read_bytes()
         text = feedd.config.read_text().replace('"old title"', '"new title"')
         feedd.config.write_text(text.replace("[feed]\n", "[feed]\nmax_items = 3\n", 1))
         daemon.send_signal(signal.SIGHUP)

@@ -14,16 +14,19 @@ import stat
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from feedd.config import FeedConfig
 from feedd.errors import FeeddError
-from feedd.feeds.render import FeedKind, render, render_updates
+from feedd.feeds.render import EntryCache, FeedKind, render, render_updates
 from feedd.model import Article, DumpInfo, UpdateEntry
 
 log = logging.getLogger("feedd.feeds")
+
+__all__ = ["EntryCache", "FeedWriteError", "publish", "render_feed", "write_if_changed"]
 
 FEED_FILES: tuple[tuple[FeedKind, str], ...] = (("rss", "feed.rss"), ("atom", "feed.atom"))
 UPDATES_FILES: tuple[tuple[FeedKind, str], ...] = (("rss", "updates.rss"), ("atom", "updates.atom"))
@@ -45,6 +48,8 @@ class FeedSource(Protocol):
     """What publish needs from the store (SqlStore satisfies it)."""
 
     def articles(self, *, limit: int | None = None, newest_first: bool = True) -> list[Article]: ...
+
+    def browse(self, *, limit: int = 50) -> list[Article]: ...
 
     def updates(self, *, limit: int) -> list[UpdateEntry]: ...
 
@@ -94,24 +99,62 @@ def render_feed(
     *,
     updates: bool = False,
     base_url: str | None = None,
+    cache: EntryCache | None = None,
 ) -> bytes:
     """One feed rendered from the store, exactly as ``publish`` would write it.
 
     ``kind`` is "rss" or "atom"; ``base_url`` (default feed.base_url) is where
-    the file is served. Raises ValueError for another kind.
+    the file is served; ``cache`` keeps built entries for the next render.
+    Raises ValueError for another kind.
     """
     files = dict(UPDATES_FILES if updates else FEED_FILES)
     if kind not in files:
         raise ValueError(f"unknown feed kind {kind!r}; use one of {', '.join(files)}")
     feed_kind: FeedKind = "rss" if kind == "rss" else "atom"
-    self_url = f"{(base_url or feed_config.base_url).rstrip('/')}/{files[feed_kind]}"
+    content = _read(store, feed_config, updates=updates)
+    base = (base_url or feed_config.base_url).rstrip("/")
+    return _render(feed_kind, content, feed_config, f"{base}/{files[feed_kind]}", cache)
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What one feed shows, read once for both of its files (RSS and Atom)."""
+
+    articles: Sequence[Article] = ()
+    updates: Sequence[UpdateEntry] | None = None  # None: the article feed
+    updated: datetime | None = None
+
+
+def _read(store: FeedSource, feed_config: FeedConfig, *, updates: bool) -> _Content:
     if updates:
         entries = store.updates(limit=feed_config.max_items)
-        updated = newest_revision(entries) or first_time(store)
-        return render_updates(feed_kind, entries, feed_config, self_url=self_url, updated=updated)
-    articles = store.articles(limit=feed_config.max_items)
-    updated = store.last_change() or first_time(store)
-    return render(feed_kind, articles, feed_config, self_url=self_url, updated=updated)
+        return _Content(updates=entries, updated=newest_revision(entries) or first_time(store))
+    # browse, not articles(limit=): the same rows in the same order, but one
+    # LIMITed walk of the first-seen index; articles() joined every revision
+    # first (90 ms at 12k articles, on every publish).
+    articles = store.browse(limit=feed_config.max_items)
+    return _Content(articles=articles, updated=store.last_change() or first_time(store))
+
+
+def _render(
+    kind: FeedKind,
+    content: _Content,
+    feed_config: FeedConfig,
+    self_url: str,
+    cache: EntryCache | None,
+) -> bytes:
+    if content.updates is not None:
+        return render_updates(
+            kind,
+            content.updates,
+            feed_config,
+            self_url=self_url,
+            updated=content.updated,
+            cache=cache,
+        )
+    return render(
+        kind, content.articles, feed_config, self_url=self_url, updated=content.updated, cache=cache
+    )
 
 
 def newest_revision(entries: Sequence[UpdateEntry]) -> datetime | None:
@@ -137,13 +180,20 @@ def first_time(store: FeedSource) -> datetime | None:
 
 
 def publish(
-    store: FeedSource, feed_config: FeedConfig, output_dir: Path, *, base_url: str
+    store: FeedSource,
+    feed_config: FeedConfig,
+    output_dir: Path,
+    *,
+    base_url: str,
+    cache: EntryCache | None = None,
 ) -> dict[str, bool]:
     """Render feed.rss and feed.atom (and updates.* when enabled) from the store.
 
     Returns {file name: whether it changed}. ``base_url`` is where output_dir
     is served; each file's rel=self link is ``{base_url}/{file name}``.
-    Raises FeedWriteError (and the store's StorageError).
+    ``cache`` (the daemon's, kept between publishes) spares rebuilding the
+    entries that did not change. Raises FeedWriteError (and the store's
+    StorageError).
     """
     base = base_url.rstrip("/")
     try:
@@ -153,13 +203,17 @@ def publish(
             f"cannot create {output_dir}: {exc.strerror or exc}; create it or fix feed.output_dir"
         ) from exc
     changed: dict[str, bool] = {}
-    plan = [(kind, name, False) for kind, name in FEED_FILES]
+    plan = [(False, FEED_FILES)]
     if feed_config.include_updates:
-        plan += [(kind, name, True) for kind, name in UPDATES_FILES]
-    _remove_stale_temps(output_dir, [name for _, name, _ in plan])
-    for kind, name, updates in plan:
-        data = render_feed(store, feed_config, kind, updates=updates, base_url=base)
-        changed[name] = write_if_changed(output_dir / name, data)
+        plan.append((True, UPDATES_FILES))
+    _remove_stale_temps(output_dir, [name for _, files in plan for _, name in files])
+    for updates, files in plan:
+        # One read per feed for both files: half the queries, and the RSS and
+        # Atom files show the same moment even while another worker ingests.
+        content = _read(store, feed_config, updates=updates)
+        for kind, name in files:
+            data = _render(kind, content, feed_config, f"{base}/{name}", cache)
+            changed[name] = write_if_changed(output_dir / name, data)
     if any(changed.values()):
         log.info(
             "feeds written: %s",
