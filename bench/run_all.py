@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--sizes", "10000,100000", "--queries", "300"],
     ),
     "latency": ("latency.py", ["--dumps", "30"], ["--dumps", "5", "--history", "200"]),
+    "startup": ("startup.py", ["--runs", "30"], ["--runs", "5", "--dumps", "10"]),
     "search": (
         "search.py",
         ["--articles", "100000", "--queries", "200"],
@@ -55,6 +56,17 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--requests", "300", "--connections", "10"],
     ),
     "detection": ("detection/run.py", [], ["--dumps", "40", "--articles", "40"]),
+    # Every shared corpus, four systems; --quick: two corpora, their first 200 dumps.
+    "corpora": (
+        "detection/corpora.py",
+        [],
+        [
+            *("--only", "jbranchaud-til", "--only", "iosweekly-recut"),
+            *("--limit-dumps", "200", "--systems", "feedd,textbook,minhash"),
+        ],
+    ),
+    # 4 `feedd run` workers against 1 on one PostgreSQL (skips without a server).
+    "workers": ("workers.py", ["--dumps", "300"], ["--dumps", "60"]),
     # The database is built once and kept in bench/out/ (git-ignored).
     "web": ("web.py", ["--articles", "100000"], ["--articles", "5000", "--requests", "50"]),
 }

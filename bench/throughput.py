@@ -22,6 +22,16 @@ engine's alone. PostgreSQL gets a fresh database ``feedd_bench_<random>``
 beside the one in ``--pg-url``, dropped afterwards; when the server cannot be
 reached, ``--engine both`` reports SQLite only and says so.
 
+The physical limit is measured in the same run, over the same stream, in a
+child of its own: reading the stream's bytes and hashing every line after the
+three header lines with ``hashlib.sha1`` (a sha1sum-like pass in Python: the
+item lines plus the few noise lines, so a little more work than the items
+alone; only the pass is timed, not the generator), and the ``sha1sum`` program
+itself (C) over the same bytes written to one temporary file (wall time of the
+process, start included, best of three, the file in the page cache). Both are
+given as item lines/s, and feedd's distance from each as their ratio (how many
+times faster than feedd the limit is).
+
 Targets (reported, not asserted): SQLite >= 20x the baseline's lines/s;
 throughput flat within +-20% from the first to the last slice; peak RSS <= 300 MB.
 """
@@ -261,6 +271,53 @@ def measure_baseline(settings: stream.StreamSettings) -> dict[str, Any]:
     }
 
 
+def measure_limit(settings: stream.StreamSettings, scratch: Path) -> dict[str, Any]:
+    """The physical limit: hashlib over every line, then sha1sum over the same bytes."""
+    import hashlib
+    import shutil
+
+    sha1 = hashlib.sha1
+    lines = 0
+    hashed = 0
+    size = 0
+    seconds = 0.0
+    cpu = 0.0
+    path = scratch / "stream.bin"
+    with open(path, "wb") as out:
+        for dump in stream.dumps(settings):
+            out.write(dump.data)  # for sha1sum, outside the timed pass
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            for line in dump.data.split(b"\n")[stream.HEADER.count("\n") :]:
+                if line:
+                    sha1(line).digest()
+                    hashed += 1
+            seconds += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            lines += dump.items
+            size += len(dump.data)
+    out_python = {
+        "lines": lines,
+        "hashed_lines": hashed,
+        "bytes": size,
+        "seconds": seconds,
+        "lines_per_s": lines / seconds if seconds else 0.0,
+        "lines_per_cpu_s": lines / cpu if cpu else 0.0,
+    }
+    program = shutil.which("sha1sum")
+    out_c: dict[str, Any] = {"lines": lines, "bytes": size, "program": program}
+    if program:
+        runs = []
+        for _ in range(3):  # the first also warms the page cache, if writing did not
+            t0 = time.perf_counter()
+            subprocess.run([program, str(path)], stdout=subprocess.DEVNULL, check=True)
+            runs.append(time.perf_counter() - t0)
+        best = min(runs)
+        out_c.update(seconds=best, runs=runs, lines_per_s=lines / best if best else 0.0)
+    path.unlink()
+    return {"python": out_python, "sha1sum": out_c}
+
+
 # --- the parent ---------------------------------------------------------------------
 
 
@@ -367,6 +424,21 @@ def run(
         "baseline decisions new/repeat/update",
         "/".join(str(base["decisions"][k]) for k in ("new", "repeat", "update")),
     )
+    # Over --lines: the limit's rate hardly depends on the length of the stream.
+    print(f"throughput: physical limit, {lines:,} lines ...", file=sys.stderr, flush=True)
+    limit = _child(["--child", "limit", "--lines", str(lines), "--seed", str(seed)])
+    hashed, c_pass = limit["python"], limit["sha1sum"]
+    report.figure("limit: hashlib sha1 of every line, lines/s", hashed["lines_per_s"], "lines/s")
+    report.figure(
+        "limit: hashlib sha1 pass, MB/s",
+        hashed["bytes"] / hashed["seconds"] / 1e6 if hashed["seconds"] else 0.0,
+        "MB/s",
+    )
+    if c_pass.get("lines_per_s"):
+        report.figure("limit: sha1sum (C) lines/s", c_pass["lines_per_s"], "lines/s")
+        report.figure("limit: sha1sum (C) MB/s", c_pass["bytes"] / c_pass["seconds"] / 1e6, "MB/s")
+    else:
+        report.notes.append("no sha1sum program on PATH: its limit is not measured")
     for engine, r in results.items():
         first, last = r["slices"][0], r["slices"][-1]
         drift = last["lines_per_s"] / first["lines_per_s"] - 1 if first["lines_per_s"] else 0.0
@@ -387,6 +459,15 @@ def run(
             f"{engine} slowest slice vs first", 100 * (slowest / first["lines_per_s"] - 1), "%"
         )
         report.figure(f"{engine} / baseline", ratio, "x")
+        if r["lines_per_s"]:
+            # How far feedd is from the floor: the limit's lines/s over feedd's.
+            report.figure(
+                f"hashlib pass / {engine} lines/s", hashed["lines_per_s"] / r["lines_per_s"], "x"
+            )
+            if c_pass.get("lines_per_s"):
+                report.figure(
+                    f"sha1sum / {engine} lines/s", c_pass["lines_per_s"] / r["lines_per_s"], "x"
+                )
         # On a shared machine the two runs get different shares of a core;
         # per CPU-second of each process is the fair comparison (for SQLite,
         # where the database works inside the process).
@@ -438,7 +519,7 @@ def run(
             r["peak_rss_mb"] <= TARGET_RSS_MB,
             "MB",
         )
-    report.params["results"] = {"feedd": results, "baseline": base}
+    report.params["results"] = {"feedd": results, "baseline": base, "limit": limit}
     return report
 
 
@@ -455,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pg-lines", type=int, help="lines for PostgreSQL (default: --lines)")
     parser.add_argument("--profile", help="write cProfile stats of the ingest calls here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--child", choices=("feedd", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("feedd", "baseline", "limit"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -463,6 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = stream.StreamSettings(lines=args.lines, seed=args.seed)
         if args.child == "feedd":
             out = measure_feedd(args.url, settings, args.slice, args.profile)
+        elif args.child == "limit":
+            with tempfile.TemporaryDirectory(prefix="feedd-bench-limit-") as scratch:
+                out = measure_limit(settings, Path(scratch))
         else:
             out = measure_baseline(settings)
         print(json.dumps(out))
