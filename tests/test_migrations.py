@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from feedd.app import build
 from feedd.config import load_config
@@ -298,3 +298,106 @@ def test_0004_indexes_the_texts_of_a_database_made_by_the_previous_code(
         assert [a.text for a in app.store.search("鲲鹏引擎")] == [edited]
     finally:
         app.close()
+
+
+# The last code before migration 0005 (indexes for browsing).
+BEFORE_0005 = "94f8488b2f771420bfa3558c583f3d09e756fccb"
+
+
+def _indexes(engine, table: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import inspect
+
+    return {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes(table)}
+
+
+def _explained(engine, sql: str, params: dict[str, object]) -> str:  # type: ignore[no-untyped-def]
+    """The plan of ``sql`` with sequential scans ruled out (a small history
+    is cheaper to scan): which index can serve it."""
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        rows = conn.execute(text(prefix + sql), params).all()
+    return " ".join(str(value) for row in rows for value in row)
+
+
+def test_0005_indexes_a_database_made_by_the_previous_code(
+    db_factory: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = db_factory("old")
+    _backfill_with_old_code(_old_feedd(tmp_path, BEFORE_0005), url, tmp_path)
+    engine = make_engine(url)
+    assert migrate.current_revision(engine) == "0004"
+    assert "ix_sightings_category" not in _indexes(engine, "sightings")
+    counts = _counts(engine)
+    with engine.begin() as conn:  # a category on some lines, as dumps give them
+        conn.execute(sightings.update().where(sightings.c.id % 7 == 0).values(category="机器学习"))
+    engine.dispose()
+
+    app = build(load_config(None, env={}, overrides={"database.url": url}))  # upgrades
+    try:
+        engine = app.store.engine
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        assert _counts(engine) == counts
+        assert _indexes(engine, "revisions")["ix_revisions_first_seen"] == ["first_seen", "number"]
+        assert _indexes(engine, "sightings")["ix_sightings_category"] == ["category", "article_id"]
+        # The filters and the charts are served by them.
+        plan = _explained(
+            engine,
+            "SELECT article_id FROM sightings WHERE category = :c AND article_id = 5",
+            {"c": "机器学习"},
+        )
+        assert "ix_sightings_category" in plan, plan
+        charts = "SELECT count(*) FROM revisions WHERE first_seen >= '2026-01-01'"
+        plan = _explained(engine, charts, {})
+        assert "ix_revisions_first_seen" in plan, plan
+        listing = app.store.articles()
+        with engine.connect() as conn:
+            tagged = {
+                aid
+                for (aid,) in conn.execute(
+                    select(sightings.c.article_id).where(sightings.c.category == "机器学习")
+                )
+            }
+        assert tagged
+        browsed = app.store.browse(category="机器学习", limit=1000)
+        assert [a.id for a in browsed] == [a.id for a in listing if a.id in tagged]
+        # Words of one and two characters, found through the new index on
+        # PostgreSQL (and as before on SQLite).
+        for query in ("模型", "改", "模", "。"):
+            want = [a.id for a in listing if query in a.text]
+            assert want, query
+            assert [a.id for a in app.store.search(query, limit=1000)] == want, query
+            assert app.store.search_count(query) == len(want), query
+        if engine.dialect.name == "postgresql":
+            grams = "FROM revisions WHERE feedd_grams(text) @> feedd_grams(:k)"
+            plan = _explained(engine, f"SELECT id {grams}", {"k": "改"})
+            assert "ix_revisions_text_grams" in plan, plan
+            # Filled from the stored rows: read through the index.
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                filled = conn.execute(text(f"SELECT count(*) {grams}"), {"k": "模型"}).scalar_one()
+            assert filled == sum("模型" in t for t in _all_texts(engine)) > 0
+            # Analysed at once: the counts that tell common words from rare ones.
+            with engine.connect() as conn:
+                analysed = conn.execute(
+                    text("SELECT count(*) FROM pg_stats WHERE tablename = :ix"),
+                    {"ix": "ix_revisions_text_grams"},
+                ).scalar_one()
+            assert analysed == 1
+        # And ingest keeps the new index in step: a character no text held.
+        text_ = max((a.text for a in listing), key=len)
+        edited = text_.replace(text_[100:102], "鲲鲸", 1)
+        result = app.ingester.ingest_bytes(
+            "999_ffffffffffffffff.txt", dump_bytes(edited), datetime(2027, 1, 1, tzinfo=UTC)
+        )
+        assert result.update == 1
+        assert [a.text for a in app.store.search("鲲")] == [edited]
+        assert [a.text for a in app.store.search("鲲鲸")] == [edited]
+    finally:
+        app.close()
+
+
+def _all_texts(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [t for (t,) in conn.execute(select(revisions.c.text))]

@@ -103,6 +103,39 @@ def test_api_articles_pages_through_everything_once_both_ways(site: Site) -> Non
     assert first["prev_cursor"] is None
 
 
+def test_api_search_pages_both_ways_through_the_search_index(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = site.app.store
+    everything = [a.uid for a in store.articles() if "模型" in a.text]
+    assert len(everything) > 9
+    asked: list[dict[str, Any]] = []
+    search = store.search
+
+    def spy(query: str, **kwargs: Any) -> Any:
+        asked.append(kwargs)
+        return search(query, **kwargs)
+
+    def browse(**kwargs: Any) -> Any:
+        raise AssertionError("a search alone pages through SqlStore.search")
+
+    monkeypatch.setattr(store, "search", spy)
+    monkeypatch.setattr(store, "browse", browse)
+    q = quote("模型")
+    pages = [site.json(f"/api/articles?q={q}&limit=3")]
+    while pages[-1]["next_cursor"]:
+        pages.append(site.json(f"/api/articles?q={q}&limit=3&cursor={pages[-1]['next_cursor']}"))
+        assert len(pages) < 50
+    assert [a["id"] for page in pages for a in page["articles"]] == everything
+    # Back from the last page to the first, each page as it was going forward.
+    back = pages[-1]
+    for page in reversed(pages[:-1]):
+        back = site.json(f"/api/articles?q={q}&limit=3&cursor={back['prev_cursor']}")
+        assert back["articles"] == page["articles"]
+    assert back["prev_cursor"] is None
+    assert any(kwargs.get("after_id") for kwargs in asked)  # pages back, by the index too
+
+
 def test_api_articles_filters(site: Site) -> None:
     def ids(query: str) -> list[str]:
         return [a["id"] for a in site.json("/api/articles?" + query)["articles"]]

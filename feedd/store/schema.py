@@ -1,11 +1,13 @@
 """Tables. The schema is owned by the Alembic migrations in ``migrations/``;
 these definitions must match them (tests/test_migrations.py compares the two).
 
-Except the full-text search index (feedd/store/search.py), which no engine
+Except the full-text search indexes (feedd/store/search.py), which no engine
 spells alike and SQLAlchemy cannot describe: migration 0004 creates the FTS5
 table ``revisions_fts`` (with its shadow tables ``revisions_fts_*``) on SQLite
-and the GIN index ``ix_revisions_text_trgm`` on PostgreSQL; ``include_name``
-keeps them out of the comparison and of autogenerate.
+and the GIN index ``ix_revisions_text_trgm`` on PostgreSQL, migration 0005 the
+function ``feedd_grams`` and the GIN index ``ix_revisions_text_grams`` on
+PostgreSQL; ``include_name`` keeps them out of the comparison and of
+autogenerate.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -41,13 +44,16 @@ metadata = MetaData(naming_convention=NAMING)
 
 SEARCH_TABLE = "revisions_fts"
 SEARCH_INDEX = "ix_revisions_text_trgm"
+# PostgreSQL: the characters and pairs of characters of each text (0005).
+GRAMS_FUNCTION = "feedd_grams"
+GRAMS_INDEX = "ix_revisions_text_grams"
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Alembic's ``include_name`` hook: False for the search index's objects."""
     if type_ == "table" and name is not None:
         return name != SEARCH_TABLE and not name.startswith(SEARCH_TABLE + "_")
-    return not (type_ == "index" and name == SEARCH_INDEX)
+    return not (type_ == "index" and name in (SEARCH_INDEX, GRAMS_INDEX))
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -136,6 +142,8 @@ revisions = Table(
     Index("ix_revisions_band1", "band1"),
     Index("ix_revisions_band2", "band2"),
     Index("ix_revisions_band3", "band3"),
+    # The activity charts: updates (number > 1) per bucket of first_seen.
+    Index("ix_revisions_first_seen", "first_seen", "number"),
 )
 
 # The candidate index: the segment hashes of each article's current text, one
@@ -145,6 +153,9 @@ segments = Table(
     metadata,
     Column("hash", BigInteger, primary_key=True),
     Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    # SQLite: the rows in the primary key's B-tree, not in a second one
+    # (migration 0006): half the random page writes per segment.
+    sqlite_with_rowid=False,
 )
 
 # Document frequency: how many articles' current texts hold each segment hash
@@ -154,6 +165,7 @@ segment_df = Table(
     metadata,
     Column("hash", BigInteger, primary_key=True),
     Column("articles", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 sightings = Table(
@@ -173,6 +185,14 @@ sightings = Table(
     Column("shown_chars", Integer),
     UniqueConstraint("dump_id", "line", name="uq_sightings_dump_line"),
     Index("ix_sightings_article_id", "article_id"),
+    # The category filter of the listing. Partial: most lines have none.
+    Index(
+        "ix_sightings_category",
+        "category",
+        "article_id",
+        sqlite_where=text("category IS NOT NULL"),
+        postgresql_where=text("category IS NOT NULL"),
+    ),
 )
 
 workers = Table(

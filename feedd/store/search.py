@@ -8,11 +8,14 @@ need no word segmentation (Chinese has no spaces):
   by ``SENTINEL``; ``revisions_fts_vocab`` lists its trigrams. ``IngestTx``
   writes it with every write of a revision's text, in the dump's transaction.
 - PostgreSQL: a GIN index ``gin_trgm_ops`` (pg_trgm) on ``revisions.text``,
-  kept by PostgreSQL itself.
+  and a GIN index on ``feedd_grams(text)``, the text's characters and pairs of
+  characters, lowercased (for words of one or two characters, which have no
+  trigram); both kept by PostgreSQL itself.
 
-Migration 0004 creates both and fills them from the stored history. Which
-revision is current is decided at query time (``articles.current_revision``),
-so restoring an old revision needs no index write.
+Migration 0004 creates the trigram indexes, 0005 the index of pairs, and each
+fills its own from the stored history. Which revision is current is decided
+at query time (``articles.current_revision``), so restoring an old revision
+needs no index write.
 
 What a query means: its whitespace-separated terms must all occur, as
 substrings, in the article's current text (case-insensitively for Latin
@@ -25,7 +28,13 @@ letters).
   read from the vocabulary, and the texts holding any of them are the
   candidates, checked with LIKE. When those are many (a common word), a LIKE
   scan of the current texts in listing order fills a page sooner, and is used
-  instead. On PostgreSQL a short term is always such a scan.
+  instead. On PostgreSQL the index of pairs finds the candidates, checked
+  with LIKE.
+- On PostgreSQL a term of any length that ANALYZE counted in more than
+  DENSE_DOCS texts (its character, or each of its pairs: ``estimated_docs``)
+  is such a scan too, and every search is planned for its own words (a
+  generic plan read the whole trigram index for a two-character word).
+  The index's hits are read whole, then sorted: a rare word costs its hits.
 
 This module is pure: it turns a query into terms and the engines' syntax.
 """
@@ -47,9 +56,11 @@ MAX_TERMS = 16
 # Migration 0004 writes it as char(65535, 65535).
 SENTINEL = "\uffff\uffff"
 # A short term whose trigrams are more than this many is looked up by a scan,
-# as is one whose trigrams are in more than DENSE_DOCS texts: such a term is
-# common, and a scan in listing order finds a page of it within a few hundred
-# texts. bench/search.py measured both paths.
+# as is one whose trigrams are in more than DENSE_DOCS texts (SQLite), or any
+# term ANALYZE counted in more than DENSE_DOCS texts (PostgreSQL): such a term
+# is common, and a scan in listing order finds a page of it within a few
+# hundred texts, while the index's hits would be thousands to sort (about
+# 7 µs each on PostgreSQL). bench/search.py measured both paths.
 MAX_PREFIX_TERMS = 256
 DENSE_DOCS = 5000
 
@@ -82,6 +93,24 @@ def parse(query: str) -> Terms | None:
         indexed=tuple(t for t in terms if len(t) >= MIN_INDEXED_CHARS and "\uffff" not in t),
         short=tuple(t for t in terms if len(t) < MIN_INDEXED_CHARS or "\uffff" in t),
     )
+
+
+def rarest_grams(term: str) -> tuple[str, ...]:
+    """The elements of feedd_grams (PostgreSQL) whose counts bound how many
+    texts hold ``term``: its one character, or its pairs of characters,
+    lowercased (Python's lowercasing, not the database's: this only steers
+    the plan, never what a search finds)."""
+    low = term.lower()
+    if len(low) < 2:
+        return (low,)
+    return tuple(low[i : i + 2] for i in range(len(low) - 1))
+
+
+def estimated_docs(term: str, docs: dict[str, float]) -> float:
+    """At most how many texts hold ``term``, from the counts of the commonest
+    grams (``docs``; a gram missing from it is rarer than all of them: 0).
+    A bound: the pairs of a rare word can each be common."""
+    return min(docs.get(gram, 0.0) for gram in rarest_grams(term))
 
 
 def prefix_range(term: str) -> tuple[str, str] | None:

@@ -356,16 +356,20 @@ class FeedApp:
         return response
 
     def _page(self, query: ArticleQuery) -> tuple[list[Article], str | None, str | None]:
-        """One page of articles, and the cursors of the pages after and before it."""
+        """One page of articles, and the cursors of the pages after and before it.
+
+        A cursor names a place in the listing: ``a<id>``, the page after that
+        article (the store's ``before_id``: older); ``b<id>``, the page before
+        it (``after_id``: newer)."""
         direction, anchor = query.cursor or ("a", None)
         if direction == "b":
-            found = self._find(query, before_id=anchor, limit=query.limit + 1)
+            found = self._find(query, after_id=anchor, limit=query.limit + 1)
             if len(found) > query.limit:
                 page = found[1:]
                 return page, f"a{page[-1].id}", f"b{page[0].id}"
             # Back at the top: the first page, whole.
             anchor = None
-        found = self._find(query, after_id=anchor, limit=query.limit + 1)
+        found = self._find(query, before_id=anchor, limit=query.limit + 1)
         page = found[: query.limit]
         next_cursor = f"a{page[-1].id}" if len(found) > query.limit else None
         prev_cursor = None
@@ -378,17 +382,19 @@ class FeedApp:
         query: ArticleQuery,
         *,
         limit: int,
-        after_id: int | None = None,
         before_id: int | None = None,
+        after_id: int | None = None,
     ) -> list[Article]:
-        """The search adapter: SqlStore.search (the trigram index) when the
-        query is a search alone, going forward; SqlStore.browse, whose text
-        filter is a LIKE scan, for everything else."""
+        """The search adapter: SqlStore.search (the search indexes) when the
+        query is a search alone, either way; SqlStore.browse, whose text
+        filter is a LIKE scan, for everything else. Both page alike."""
         terms = query.q.split()
         search = getattr(self.store, "search", None)
         alone = query.since is None and not query.updated_only and query.category is None
-        if terms and alone and before_id is None and search is not None:
-            found: list[Article] = search(query.q, limit=limit, before_id=after_id)
+        if terms and alone and search is not None:
+            found: list[Article] = search(
+                query.q, limit=limit, before_id=before_id, after_id=after_id
+            )
             return found
         if len(terms) > 16:
             raise InvalidQuery(f"a search takes at most 16 words; this one has {len(terms)}")
@@ -398,8 +404,8 @@ class FeedApp:
             category=query.category,
             contains=terms,
             limit=limit,
-            after_id=after_id,
             before_id=before_id,
+            after_id=after_id,
         )
 
     def _lookup(self, ref: str) -> tuple[Article | None, str, list[Article], int]:
