@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from feedd.core.decide import MatchSettings
-from feedd.core.fingerprint import FingerprintSettings
+from feedd.core.settings import FingerprintSettings, MatchSettings
 from feedd.errors import ConfigError
 
 

@@ -136,12 +136,6 @@ def test_status_loads_the_store_only(tmp_path: Path) -> None:
     assert loaded_of(modules, NOT_FOR_STATUS) == []
 
 
-@pytest.mark.xfail(
-    reason="outside the CLI: feedd/store/sql.py imports Alembic (migrate) and IngestTx "
-    "(numpy) at import time, feedd/config.py the matcher's settings (numpy), and "
-    "feedd/ingest/__init__.py the ingest service; each must import them lazily",
-    strict=False,
-)
 def test_status_loads_neither_alembic_nor_numpy(tmp_path: Path) -> None:
     config = status_database(tmp_path)
     modules = modules_loaded(tmp_path, "-c", str(config), "status")

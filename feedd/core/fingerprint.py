@@ -19,25 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from feedd.core.settings import FingerprintSettings as FingerprintSettings
 from feedd.core.text import CACHED_TEXTS, compact, hash64, normalize, to_signed64
 
 # Latin words stay whole (a word is the unit of meaning there); every other
 # letter, i.e. CJK, is a token of its own, since Chinese has no spaces.
 _TOKEN = re.compile(r"[0-9a-z\u00c0-\u024f]+|[^\W_]", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class FingerprintSettings:
-    """How texts are fingerprinted. Changing these needs a re-backfill."""
-
-    feature_ngram: int = 2  # token n-gram size for simhash features
-    max_feature_weight: int = 0  # 0 = no cap; weights are counts otherwise
-    segment_chars: int = 10  # k: each segment hash covers this many compact chars
-    segment_window: int = 10  # w: winnowing keeps one hash per w consecutive k-grams
-    # Segment hashes over the whole text, the first max_segments of them: they
-    # are both the candidate index (per article) and the unit whose document
-    # frequency weighs shared text by its rarity.
-    max_segments: int = 256
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from feedd.core.decide import ExactMatch
 from feedd.core.fingerprint import Fingerprint, TextKey, bands, hamming, head_key
 from feedd.core.text import normalize
 from feedd.model import DumpInfo
+from feedd.store.rows import chunks, dump_info
 from feedd.store.schema import dumps
 from feedd.store.search import SENTINEL
 
@@ -144,10 +145,6 @@ def _pg_timestamp(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def padded(items: Sequence[Any], size: int = _MAX_IN) -> list[list[Any]]:
     """``items`` in chunks of at most ``size``, each padded (with its last
     value again) to a power of two, which an IN list does not mind. A
@@ -161,25 +158,6 @@ def padded(items: Sequence[Any], size: int = _MAX_IN) -> list[list[Any]]:
         values.extend(values[-1:] * ((1 << (len(values) - 1).bit_length()) - len(values)))
         out.append(values)
     return out
-
-
-def dump_info(row: Any) -> DumpInfo:
-    m = row._mapping
-    return DumpInfo(
-        id=m["id"],
-        name=m["name"],
-        version=m["version"],
-        status=m["status"],
-        observed_at=m["observed_at"],
-        ingested_at=m["ingested_at"],
-        items=m["item_count"],
-        new=m["new_count"],
-        repeat=m["repeat_count"],
-        update=m["update_count"],
-        error=m["error"],
-        location=m["location"],
-        duration_ms=m["duration_ms"],
-    )
 
 
 class IngestTx:
