@@ -1,6 +1,6 @@
 """Every benchmark, then one table of their figures and targets.
 
-    python bench/run_all.py             # the full run (`make bench`), 15-30 min on 2 cores
+    python bench/run_all.py             # the full run (`make bench`), about an hour on 2 cores
                                         # (the first also builds web.py's 100k database, ~30 min)
     python bench/run_all.py --quick     # small sizes, about 3 minutes
     python bench/run_all.py --only throughput,lookup --json --out results.json
