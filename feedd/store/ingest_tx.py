@@ -130,6 +130,11 @@ def _heads_sql(n: int) -> str:
 
 
 @functools.cache
+def _returning(sql: str) -> str:
+    return sql + " RETURNING id"
+
+
+@functools.cache
 def _pg(sql: str) -> str:
     # None of the statements above contains a literal '?' or '%'.
     return sql.replace("?", "%s")
@@ -196,8 +201,7 @@ class IngestTx:
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         if self._returning:
-            row = self._run(sql + " RETURNING id", params).fetchone()
-            return int(row[0])
+            return int(self._run(_returning(sql), params).fetchone()[0])
         # SQLite: the row id, not RETURNING. A RETURNING statement left after
         # its one row was compiled again at every dump's first insert (~270 µs
         # each, the costliest statement of a backfill; lastrowid: ~16 µs).
