@@ -480,6 +480,7 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
             mark = "excluded" if c["excluded"] else ("accept" if c["accepted"] else "reject")
             extra = f", re-cut {c['recut']}" if c["recut"] else ""
             extra += f", veto: {c['veto']}" if c["veto"] else ""
+            extra += ", a section inserted after its opening" if c["inserted"] else ""
             click.echo(
                 f"    {mark} {c['article']} r{c['revision']}: rarity evidence {c['evidence']:.2f}"
                 f" from {c['shared_segments']} shared segments, distance {c['distance']}, "

@@ -306,6 +306,7 @@ def explain(
                 "weighted": s.weighted,
                 "recut": s.recut,
                 "veto": s.veto,
+                "inserted": s.inserted,
                 "accepted": s.accepted,
                 "excluded": s.excluded,
                 "shared": [

@@ -199,3 +199,23 @@ def test_json_logs_feed_and_db_commands(tmp_path: Path) -> None:
     head = migrate.head_revision()
     assert f"schema at {head}" in feedd(tmp_path, "db", "upgrade").stdout
     assert feedd(tmp_path, "db", "current").stdout.startswith(f"{head} (head {head})")
+
+
+def test_an_inserted_section_is_an_update_and_explain_says_so(tmp_path: Path) -> None:
+    from tests.test_decide import BODY, OTHER, SECTION, TITLE, cut
+
+    shown = len(TITLE) + 200
+    old, new = cut(TITLE + BODY + OTHER, shown), cut(TITLE + SECTION + BODY + OTHER, shown)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "001_0000000000000001.txt").write_bytes(dump_bytes(old))
+    (tmp_path / "d" / "002_0000000000000002.txt").write_bytes(dump_bytes(new))
+    feedd(tmp_path, "backfill", str(tmp_path / "d" / "001_0000000000000001.txt"))
+    explained = json.loads(feedd(tmp_path, "explain", "--json", "--text", new).stdout)[0]
+    assert explained["decision"] == "update"
+    assert explained["candidates"][0]["inserted"] and "inserted" in explained["reason"]
+    assert (
+        "a section inserted after its opening" in feedd(tmp_path, "explain", "--text", new).stdout
+    )
+    feedd(tmp_path, "backfill", str(tmp_path / "d"))
+    [row] = [json.loads(x) for x in feedd(tmp_path, "export").stdout.splitlines()]
+    assert [s["kind"] for s in row["sightings"]] == ["new", "update"]

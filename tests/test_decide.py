@@ -163,3 +163,64 @@ def test_background_weighs_common_shingles_down() -> None:
     shared = text(BODY).codes[:1]  # in BODY and BODY + OTHER
     unseen = text("完全不同的文字内容").codes[:1]
     assert bg.idf(unseen)[0] > bg.idf(shared)[0] >= 1.0
+
+
+# A post whose listing is cut at a fixed length: a title only it has, then its body.
+TITLE = "--- title: 注意力机制入门 date: 2013-01-17 category: grammar --- "
+SECTION = (
+    "更新说明: 这一节是新加的,讲的是缩放点积注意力为什么要除以维度的平方根,"
+    "以及在长序列上如何用稀疏注意力节省显存,附带两个小实验的结果。"
+    "实验一比较了不同序列长度下的显存占用,实验二比较了稀疏模式对困惑度的影响。"
+)
+THIRD = (
+    "城市规划里最难的一步是交通预测:道路修好以后会引来新的车流,所以拥堵往往很快回到原样。"
+    "经济学家把这叫做诱发需求,它解释了为什么单纯加宽道路很少能长期缓解堵车。"
+)
+
+
+def cut(raw: str, chars: int) -> str:
+    return raw[:chars] + "..."
+
+
+def test_a_section_inserted_after_the_opening_is_an_update() -> None:
+    # The listing's fixed cut pushes as much of the old text off the end as
+    # was inserted: the containment falls below what an edit needs.
+    shown = len(TITLE) + 200
+    old = cut(TITLE + BODY + OTHER, shown)
+    new = cut(TITLE + SECTION + BODY + OTHER, shown)
+    [d] = decide([item(4, new, cand(1, old))])
+    assert (d.kind, d.action, d.article_id) == (Kind.UPDATE, Action.REVISE, 1)
+    assert d.scores[0].inserted and "inserted" in d.reason
+    assert d.scores[0].containment < MS.min_plain
+
+
+def test_an_insertion_needs_the_cut_and_the_old_text_after_it() -> None:
+    shown = len(TITLE) + 200
+    old = cut(TITLE + BODY + OTHER, shown)
+    # Shown whole, not cut: nothing was pushed off, so the lost tail is a real
+    # difference, and the line is a new post that quotes the old opening.
+    [whole] = decide([item(4, (TITLE + SECTION + BODY)[:shown], cand(1, old))])
+    # Cut, but what follows the new text is not the old text.
+    [other] = decide([item(4, cut(TITLE + SECTION + THIRD, shown), cand(1, old))])
+    assert (whole.kind, other.kind) == (Kind.NEW, Kind.NEW)
+    assert not any(s.inserted for s in whole.scores + other.scores)
+
+
+def test_an_insertion_after_a_shared_preamble_is_a_new_post() -> None:
+    # Issue 106 of a series adds its own text after the preamble and goes on
+    # with text it shares with issue 105: the opening before the new text is
+    # the preamble, which other issues hold too, so nothing says it is 105.
+    shown = len(PREAMBLE) + 200
+    old = cut(PREAMBLE.format(n=105) + BODY + OTHER, shown)
+    new = cut(PREAMBLE.format(n=106) + SECTION + BODY + OTHER, shown)
+    preamble = text(PREAMBLE.format(n=105)).hashes
+    df = {h: (3 if h in preamble else 1) for h in text(old).hashes}
+    [d] = decide([item(4, new, cand(1, old))], df)
+    assert d.kind is Kind.NEW
+    assert not d.scores[0].inserted
+    # The same text after an opening only issue 105 holds is its update.
+    df = dict.fromkeys(text(old).hashes, 1)
+    own = cut(PREAMBLE.format(n=105) + SECTION + BODY + OTHER, shown)
+    [d] = decide([item(4, own, cand(1, old))], df)
+    assert (d.kind, d.article_id) == (Kind.UPDATE, 1)
+    assert d.scores[0].inserted

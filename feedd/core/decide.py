@@ -111,6 +111,7 @@ class Score:
     veto: str | None
     accepted: bool
     excluded: bool = False  # another line of this dump showed the article
+    inserted: bool = False  # accepted as a section inserted after the article's opening
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ def _score(cand: Candidate, result: PairScore, fp: Fingerprint, *, excluded: boo
         result.veto,
         result.accepted,
         excluded,
+        result.inserted,
     )
 
 
@@ -300,12 +302,16 @@ def _near_decision(
     cand, result = chosen
     if result.recut is not None:
         return _recut_decision(cand, result.recut, scores)
+    why = (
+        "a section inserted after its opening, the rest pushed past the cut"
+        if result.inserted
+        else f"weighted containment {result.weighted:.3f} >= {settings.verify_threshold}"
+    )
     return Decision(
         Kind.UPDATE,
         Action.REVISE,
         cand.article_id,
         None,
-        f"edit of article {cand.article_id} revision {cand.revision_number} "
-        f"(weighted containment {result.weighted:.3f} >= {settings.verify_threshold})",
+        f"edit of article {cand.article_id} revision {cand.revision_number} ({why})",
         scores,
     )

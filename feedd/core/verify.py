@@ -1,6 +1,6 @@
 """Is this stored article the item's article? Decided on the two texts.
 
-Three tests, in order:
+Four tests, in order:
 
 1. **Re-cut.** One compact text is a prefix of the other and the shorter one
    was cut by the listing (it ended with ``...``/``…``): the same text shown at
@@ -18,10 +18,18 @@ Three tests, in order:
    that preamble scores high. The direction item-in-stored finds re-cut and
    edited texts; stored-in-item finds a stored text that grew (a draft filled
    in between its headings).
+4. **Inserted section.** A listing with a fixed cut shows a section inserted
+   after an unchanged opening by pushing as much of the old text off its end:
+   the item is the stored text's opening, the new section, then the stored
+   text's next part, up to the cut. Both containments fall with the inserted
+   share, and the stored text's lost tail often weighs more than its shared
+   boilerplate. When the item was cut and its text is laid out exactly so
+   (``inserted``), the pair is accepted on that structure.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections import Counter
@@ -138,6 +146,7 @@ class PairScore:
     weighted: float  # the better rarity-weighted containment of the two directions
     evidence: float  # weighted shingles shared in that direction
     accepted: bool
+    inserted: bool = False  # accepted as a section inserted into the stored text
 
     @property
     def strength(self) -> float:
@@ -192,6 +201,59 @@ def contained(
     return (mass / total if total else 0.0), mass, float(present.mean())
 
 
+# The inserted-section test (measured in docs/detection.md, "Inserted sections").
+_MIN_BLOCK = 6  # compact characters: shorter common runs are chance
+_INSERT_PREFILTER = 0.45  # item shingles found anywhere in the stored text
+_INSERT_ITEM_SHARE = 0.5  # item characters that are the stored text's, in order
+_INSERT_STORED_SHARE = 0.85  # stored characters, up to where the item ends, found in order
+_INSERT_AFTER = 0.1  # of the item, and at least _INSERT_AFTER_MIN, after the new section
+_INSERT_AFTER_MIN = 30
+_INSERT_TAIL_SLACK = 0.3  # stored tail lost beyond the new section's length, of the item
+_INSERT_END = 0.1  # the item ends on stored text, this close to its end
+
+
+def inserted(item: Text, stored: Text) -> int | None:
+    """The item is ``A + new + B``, cut, where ``A + B`` is the stored text's
+    opening: a section inserted after an unchanged opening, pushing the
+    stored text's tail off the end of the listing's cut.
+
+    Each condition guards against a different article that merely shares text:
+    most of the item must be the stored text, in order (not a new post that
+    quotes an old one's opening); almost all of the stored text up to where the
+    item ends must be there (not two posts of one series that share a
+    preamble: their bodies differ); stored text must follow the new section (a
+    post that only shares an opening ends on its own text); and the lost tail
+    can be no longer than what the new section pushed out.
+
+    Returns where the new section starts in the item's compact text (the
+    caller weighs the opening before it), or None."""
+    if not item.cut:
+        return None
+    a, b = stored.compact, item.compact
+    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    blocks = [m for m in sm.get_matching_blocks() if m.size >= _MIN_BLOCK]
+    if not blocks:
+        return None
+    matched = sum(m.size for m in blocks)
+    gap, at, prev = 0, 0, 0
+    for m in blocks:
+        if m.b - prev > gap:
+            gap, at = m.b - prev, prev
+        prev = m.b + m.size
+    after = sum(m.size for m in blocks if m.b >= at + gap)
+    stored_end = max(m.a + m.size for m in blocks)
+    item_end = max(m.b + m.size for m in blocks)
+    n = len(b)
+    laid_out = (
+        matched >= _INSERT_ITEM_SHARE * n
+        and matched >= _INSERT_STORED_SHARE * stored_end
+        and after >= max(_INSERT_AFTER_MIN, _INSERT_AFTER * n)
+        and len(a) - stored_end <= gap + _INSERT_TAIL_SLACK * n
+        and n - item_end <= max(15, _INSERT_END * n)
+    )
+    return at if laid_out else None
+
+
 def score_pair(
     item: Text,
     stored: Text,
@@ -242,4 +304,29 @@ def score_pair(
         and weighted >= settings.verify_threshold
         and chosen_plain >= settings.min_plain
     )
-    return PairScore(None, veto, round(plain, 4), round(weighted, 4), round(mass, 2), accepted)
+    insert = False
+    if (
+        not accepted
+        and veto is None
+        and long_enough
+        and item.cut
+        and float(member(item.codes, stored.sorted_codes).mean()) >= _INSERT_PREFILTER
+    ):
+        at = inserted(item, stored)
+        # The unchanged opening must itself say which article this is: text
+        # there that only these two hold (a title, an issue number and date).
+        # In two posts of a series the opening before the new text is the
+        # preamble, which other posts hold too, even at cold start.
+        if at is not None:
+            own = (in_c & (item_others - in_c <= 0)).astype(np.float64)
+            opening = char_weights(len(item.compact), item.hashes, item.positions, own)[:at]
+            insert = float(opening.sum()) >= settings.min_evidence
+    return PairScore(
+        None,
+        veto,
+        round(plain, 4),
+        round(weighted, 4),
+        round(mass, 2),
+        accepted or insert,
+        inserted=insert,
+    )
