@@ -481,6 +481,8 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
             extra = f", re-cut {c['recut']}" if c["recut"] else ""
             extra += f", veto: {c['veto']}" if c["veto"] else ""
             extra += ", a section inserted after its opening" if c["inserted"] else ""
+            if c["screened"] and not c["veto"]:
+                extra += ", screened out: plain containment under min_plain both ways"
             click.echo(
                 f"    {mark} {c['article']} r{c['revision']}: rarity evidence {c['evidence']:.2f}"
                 f" from {c['shared_segments']} shared segments, distance {c['distance']}, "

@@ -307,6 +307,7 @@ def explain(
                 "recut": s.recut,
                 "veto": s.veto,
                 "inserted": s.inserted,
+                "screened": s.screened,
                 "accepted": s.accepted,
                 "excluded": s.excluded,
                 "shared": [

@@ -115,6 +115,9 @@ def test_an_edit_is_an_update_and_a_stranger_is_new() -> None:
     [d1, d2] = decide([item(4, edited, cand(1, BODY)), item(5, OTHER, cand(1, BODY))])
     assert (d1.kind, d1.action, d1.article_id) == (Kind.UPDATE, Action.REVISE, 1)
     assert (d2.kind, d2.action, d2.article_id) == (Kind.NEW, Action.CREATE, None)
+    # The edit is weighed; the stranger is screened out on plain containment.
+    assert not d1.scores[0].screened and d1.scores[0].weighted > 0
+    assert d2.scores[0].screened and d2.scores[0].containment < MS.min_plain
 
 
 def test_an_article_is_shown_at_most_once_per_dump() -> None:

@@ -112,6 +112,7 @@ class Score:
     accepted: bool
     excluded: bool = False  # another line of this dump showed the article
     inserted: bool = False  # accepted as a section inserted after the article's opening
+    screened: bool = False  # rejected on plain containment before any weight was computed
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,7 @@ def _score(cand: Candidate, result: PairScore, fp: Fingerprint, *, excluded: boo
         result.accepted,
         excluded,
         result.inserted,
+        result.screened,
     )
 
 

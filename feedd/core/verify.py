@@ -29,7 +29,6 @@ Four tests, in order:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections import Counter
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from rapidfuzz.distance import LCSseq
 
 from feedd.core.fingerprint import Fingerprint, FingerprintSettings, shingle_codes
 from feedd.core.rarity import Background, char_weights, text_segments, weights
@@ -147,6 +147,9 @@ class PairScore:
     evidence: float  # weighted shingles shared in that direction
     accepted: bool
     inserted: bool = False  # accepted as a section inserted into the stored text
+    # Rejected on the plain containment alone, before any weight was computed
+    # (``weighted`` and ``evidence`` are then 0): see ``score_pair``.
+    screened: bool = False
 
     @property
     def strength(self) -> float:
@@ -230,19 +233,25 @@ def inserted(item: Text, stored: Text) -> int | None:
     if not item.cut:
         return None
     a, b = stored.compact, item.compact
-    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    blocks = [m for m in sm.get_matching_blocks() if m.size >= _MIN_BLOCK]
+    # A longest-common-subsequence alignment (bit-parallel, in C: tens of
+    # microseconds for two 1,000-character texts; difflib took 10-20 ms and
+    # gave the same verdict on every pair measured).
+    blocks = [
+        (op.src_start, op.dest_start, op.src_end - op.src_start)
+        for op in LCSseq.opcodes(a, b)
+        if op.tag == "equal" and op.src_end - op.src_start >= _MIN_BLOCK
+    ]
     if not blocks:
         return None
-    matched = sum(m.size for m in blocks)
+    matched = sum(size for _, _, size in blocks)
     gap, at, prev = 0, 0, 0
-    for m in blocks:
-        if m.b - prev > gap:
-            gap, at = m.b - prev, prev
-        prev = m.b + m.size
-    after = sum(m.size for m in blocks if m.b >= at + gap)
-    stored_end = max(m.a + m.size for m in blocks)
-    item_end = max(m.b + m.size for m in blocks)
+    for _, start, size in blocks:
+        if start - prev > gap:
+            gap, at = start - prev, prev
+        prev = start + size
+    after = sum(size for _, start, size in blocks if start >= at + gap)
+    stored_end = max(start + size for start, _, size in blocks)
+    item_end = max(start + size for _, start, size in blocks)
     n = len(b)
     laid_out = (
         matched >= _INSERT_ITEM_SHARE * n
@@ -271,6 +280,29 @@ def score_pair(
     if cut is not None:
         return PairScore(cut, None, 1.0, 1.0, float(len(item.codes)), True)
     veto = number_veto(item, stored, settings.prefix_slack)
+    slack = settings.prefix_slack
+    # Screen first, on plain shingle membership alone: weights may discount
+    # boilerplate but never invent agreement, so a pair whose plain
+    # containment is under min_plain in both directions cannot pass, and one
+    # sharing under _INSERT_PREFILTER of the item cannot be an insertion.
+    # Most candidates (75-92% of pairs on the corpora and generator streams)
+    # stop here, before the weights, which cost most of a pair's time.
+    found = member(item.codes, stored.sorted_codes)
+    n = min(len(item.codes), int(len(stored.codes) * (1 + slack)) + 1)
+    window = stored.codes[: int(n * (1 + slack)) + 1]
+    plain = float(member(item.codes[:n], np.sort(window)).mean()) if n > 0 else 0.0
+    shared = float(found.mean()) if len(found) else 0.0
+    back_n = min(len(stored.codes), int(len(item.codes) * (1 + slack)) + 1)
+    back_bound = (
+        float(member(stored.codes[:back_n], item.sorted_codes).mean()) if back_n > 0 else 0.0
+    )
+    if veto is not None or (
+        settings.grown_window <= 0
+        and plain < settings.min_plain
+        and back_bound < settings.min_plain
+        and shared < _INSERT_PREFILTER
+    ):
+        return PairScore(None, veto, round(plain, 4), 0.0, 0.0, False, screened=True)
     in_c = member(item.hash_array, np.sort(stored.hash_array))
     in_i = member(stored.hash_array, np.sort(item.hash_array))
     w_i = weights(item_others - in_c)
@@ -281,7 +313,6 @@ def score_pair(
     if background is not None:
         cw_i = cw_i * background.idf(item.codes)
         cw_c = cw_c * background.idf(stored.codes)
-    slack = settings.prefix_slack
     fwd, fwd_mass, plain = contained(item.codes, cw_i, stored.codes, slack)
     # A stored text that grew may have grown in the middle (a draft filled in
     # between its headings), pushing its own tail far into the item.
@@ -305,13 +336,7 @@ def score_pair(
         and chosen_plain >= settings.min_plain
     )
     insert = False
-    if (
-        not accepted
-        and veto is None
-        and long_enough
-        and item.cut
-        and float(member(item.codes, stored.sorted_codes).mean()) >= _INSERT_PREFILTER
-    ):
+    if not accepted and veto is None and long_enough and item.cut and shared >= _INSERT_PREFILTER:
         at = inserted(item, stored)
         # The unchanged opening must itself say which article this is: text
         # there that only these two hold (a title, an issue number and date).
