@@ -18,6 +18,7 @@ import math
 import os
 import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from sqlalchemy.exc import ArgumentError
 
 from feedd import liveness, shapes
 from feedd.config import Config
-from feedd.errors import ConfigError, DatabaseLocked, FeeddError, StorageError
+from feedd.errors import ConfigError, DatabaseBusy, DatabaseLocked, FeeddError, StorageError
 from feedd.model import WorkerInfo
 from feedd.store.engine import make_engine
 from feedd.store.sql import SqlStore
@@ -324,13 +325,14 @@ def build(
     store = SqlStore(engine)
     shown = make_url(config.database_url).render_as_string(hide_password=True)
     try:
-        current = store.schema_revision()
+        current = _first_contact(store, config.database.busy_timeout_ms / 1000)
         head = schema_head()
         if current != head:
             if not upgrade:
                 raise FeeddError(_schema_message(shown, current, head))
             store.upgrade()
-    except DatabaseLocked:
+    except (DatabaseLocked, DatabaseBusy):
+        # Not the URL's fault: a one-line error and exit 1, not a config mistake.
         store.close()
         raise
     except StorageError as exc:
@@ -343,6 +345,23 @@ def build(
         store.close()
         raise
     return App(config=config, store=store, now=now)
+
+
+def _first_contact(store: SqlStore, patience: float) -> str | None:
+    """The schema revision, asked again while the server turns connections
+    away for now (DatabaseBusy), for up to ``patience`` seconds: a command run
+    while the server is at its connection limit, or while a burst of clients
+    holds every local port, waits for it instead of calling the URL wrong."""
+    deadline = time.monotonic() + patience
+    delay = 0.05
+    while True:
+        try:
+            return store.schema_revision()
+        except DatabaseBusy:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _schema_message(shown: str, current: str | None, head: str | None) -> str:

@@ -59,6 +59,14 @@ class StorageError(FeeddError):
     default_message = "the database is unavailable; check database.url and that the server runs"
 
 
+class DatabaseBusy(StorageError):
+    """The server is there but turned the connection away for now (too many
+    clients, starting up, shutting down) or the network dropped it: worth a
+    retry, unlike a wrong URL or password."""
+
+    default_message = "the database server is busy; try again in a moment"
+
+
 class DatabaseLocked(StorageError):
     default_message = (
         "the database is locked by another writer; it will be retried on the next scan"

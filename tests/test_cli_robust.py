@@ -526,3 +526,54 @@ def test_serve_exits_0_on_sigterm(tmp_path: Path, seeded: Path) -> None:
     assert server.stderr is not None
     assert b"Traceback" not in server.stderr.read()
     server.stderr.close()
+
+
+@pytest.mark.postgres
+def test_a_server_turning_connections_away_is_waited_for_then_said_in_one_line(
+    tmp_path: Path, pg_server: Any
+) -> None:
+    # A server at its connection limit is busy, not misconfigured: a command
+    # waits up to database.busy_timeout_ms, then says so in one line, exit 1.
+    # A role under a per-database CONNECTION LIMIT of 1 makes the limit real
+    # (superusers are exempt from it).
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    role, name = "feedd_test_limited", f"{pg_server.prefix}_limited"
+    with pg_server.admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+        if exists.first() is None:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{role}" CONNECTION LIMIT 1'))
+    pg_server.names.append(name)
+    url = pg_server.admin_url.set(database=name, username=role).render_as_string(
+        hide_password=False
+    )
+    assert feedd(tmp_path, "db", "upgrade", url=url).returncode == 0
+    holder = create_engine(url, poolclass=NullPool)
+    try:
+        with holder.connect():  # the only connection the database allows
+            busy = feedd(tmp_path, "status", url=url, FEEDD_DATABASE_BUSY_TIMEOUT_MS="600")
+        assert busy.returncode == 1, busy.stderr
+        assert busy.stderr.count("\n") == 1 and "busy" in busy.stderr, busy.stderr
+
+        conn = holder.connect()
+        proc = subprocess.Popen(
+            [*FEEDD, "status", "--json"],
+            env=_env(tmp_path, url, FEEDD_DATABASE_BUSY_TIMEOUT_MS="10000"),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)  # status is retrying meanwhile
+        conn.close()
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert json.loads(out)["totals"]["articles"] == 0
+    finally:
+        holder.dispose()
+        with pg_server.admin.connect() as admin:
+            admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.execute(text(f'DROP ROLE IF EXISTS "{role}"'))

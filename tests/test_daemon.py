@@ -61,14 +61,22 @@ class Daemon:
         )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "feedd", "-c", str(self.config), *args],
             capture_output=True,
             text=True,
             cwd=self.root,
             timeout=60,
-            check=True,
+            check=False,
         )
+        # A failure names feedd's own message (and the daemon's log), not
+        # only an exit status.
+        log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        assert done.returncode == 0, (
+            f"feedd {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}\n"
+            f"daemon log tail: {log}"
+        )
+        return done
 
     def status(self) -> dict:  # type: ignore[type-arg]
         return json.loads(self.cli("status", "--json").stdout)  # type: ignore[no-any-return]

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from feedd.core.text import hex64
-from feedd.errors import DatabaseLocked, StorageError
+from feedd.errors import DatabaseBusy, DatabaseLocked, StorageError
 from feedd.model import Article, DumpInfo, Revision, Sighting, Totals, UpdateEntry, WorkerInfo
 from feedd.store.engine import WRITE
 from feedd.store.rows import chunks, dump_info
@@ -825,12 +825,33 @@ def _lock_ingest(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_INGEST})")
 
 
+# What a PostgreSQL server (or the way to it) says when it turns a connection
+# away for now: SQLSTATE 53300 (too many clients), 57P03 (starting up, in
+# recovery), 57P01 (an administrator shut the backend down), and the network
+# failing under load (no free local port, a reset, a timeout). A wrong host,
+# port, password or database name is not among them.
+_BUSY_SQLSTATES = frozenset({"53300", "57P03", "57P01"})
+_BUSY_WORDS = (
+    "too many clients",
+    "too many connections",
+    "remaining connection slots",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "cannot assign requested address",
+    "connection reset",
+    "server closed the connection unexpectedly",
+    "timeout expired",
+)
+
+
 def _storage_error(orig: BaseException | None) -> StorageError:
     message = str(orig).lower()
     if "fts5" in message or "trigram" in message:  # a SQLite without them opened the file
         return StorageError(unsupported_message(orig))
     if "locked" in message or "busy" in message:
         return DatabaseLocked()
+    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES or any(w in message for w in _BUSY_WORDS):
+        return DatabaseBusy(f"database busy: {' '.join(str(orig).split())}")
     return StorageError(f"database error: {orig}")
 
 
