@@ -313,7 +313,9 @@ def build(
     writes: a schema not at head is refused. ``create=False`` refuses a
     missing SQLite file instead of creating an empty one.
     Raises ConfigError for an unusable database.url, DatabaseLocked when the
-    upgrade could not get the write lock, FeeddError otherwise.
+    upgrade could not get the write lock, DatabaseBusy when a PostgreSQL
+    server kept turning connections away for database.busy_timeout_ms (each
+    attempt may add the driver's own connect timeout), FeeddError otherwise.
     """
     if not create:
         require_database(config)

@@ -480,13 +480,22 @@ def explain(path: Path | None, text: str | None, as_json: bool) -> None:
             mark = "excluded" if c["excluded"] else ("accept" if c["accepted"] else "reject")
             extra = f", re-cut {c['recut']}" if c["recut"] else ""
             extra += f", veto: {c['veto']}" if c["veto"] else ""
-            extra += ", a section inserted after its opening" if c["inserted"] else ""
-            if c["screened"] and not c["veto"]:
-                extra += ", screened out: plain containment under min_plain both ways"
+            if c["inserted"]:
+                extra += (
+                    ", a section inserted after its opening (as an edit it missed"
+                    f" min_plain {settings.min_plain} or the threshold)"
+                )
+            weighted = f"{c['weighted']:.3f}"
+            if c["screened"]:
+                weighted = "not computed"
+                extra += (
+                    f", screened out: plain containment under min_plain {settings.min_plain}"
+                    " both ways, and too little shared for an inserted section"
+                )
             click.echo(
                 f"    {mark} {c['article']} r{c['revision']}: rarity evidence {c['evidence']:.2f}"
                 f" from {c['shared_segments']} shared segments, distance {c['distance']}, "
-                f"containment {c['containment']:.3f}, weighted {c['weighted']:.3f}{extra}"
+                f"containment {c['containment']:.3f}, weighted {weighted}{extra}"
             )
             if c["shared"]:
                 shared = ", ".join(f"{s['text']}×{s['weight']:.2f}" for s in c["shared"][:6])

@@ -577,3 +577,34 @@ def test_a_server_turning_connections_away_is_waited_for_then_said_in_one_line(
         with pg_server.admin.connect() as admin:
             admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+
+
+def test_a_port_that_is_not_a_database_server_is_a_config_mistake(tmp_path: Path) -> None:
+    # Something listens but hangs up at once: the URL points at the wrong
+    # place, which is a config mistake (exit 2, naming the key), not a busy
+    # server to wait for.
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/feedd"
+        started = time.monotonic()
+        done = feedd(tmp_path, "status", url=url, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and "database.url" in done.stderr, done.stderr
+        assert time.monotonic() - started < 4  # no waiting out busy_timeout_ms
+    finally:
+        listener.close()

@@ -10,7 +10,8 @@ once:
    (``feedd.core.verify``), with the rarity of shared text measured over the
    stored articles *and* the other lines of this dump.
 3. **Greedy assignment, surest first.** Accepted (line, article) pairs are
-   taken by strength (a re-cut first, then weighted containment); a line takes
+   taken by strength (a re-cut first, then weighted containment, which is
+   also where an inserted section ranks, by its own weighted containment); a line takes
    at most one article and an article at most one line. An article already
    claimed is excluded for every other line of the dump: two articles shown in
    one dump are different, whatever their texts share.

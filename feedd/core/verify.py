@@ -281,10 +281,12 @@ def score_pair(
         return PairScore(cut, None, 1.0, 1.0, float(len(item.codes)), True)
     veto = number_veto(item, stored, settings.prefix_slack)
     slack = settings.prefix_slack
-    # Screen first, on plain shingle membership alone: weights may discount
-    # boilerplate but never invent agreement, so a pair whose plain
-    # containment is under min_plain in both directions cannot pass, and one
-    # sharing under _INSERT_PREFILTER of the item cannot be an insertion.
+    # Screen first, on plain shingle membership alone: acceptance needs the
+    # plain containment of the chosen direction to reach min_plain, and these
+    # are exactly the two directions' plain containments (with grown_window
+    # set, the backward one looks in a shorter reach whose mean can be
+    # higher, so no screen then); an insertion needs _INSERT_PREFILTER of the
+    # item shared.
     # Most candidates (75-92% of pairs on the corpora and generator streams)
     # stop here, before the weights, which cost most of a pair's time.
     found = member(item.codes, stored.sorted_codes)
@@ -296,7 +298,7 @@ def score_pair(
     back_bound = (
         float(member(stored.codes[:back_n], item.sorted_codes).mean()) if back_n > 0 else 0.0
     )
-    if veto is not None or (
+    if (
         settings.grown_window <= 0
         and plain < settings.min_plain
         and back_bound < settings.min_plain
@@ -341,8 +343,11 @@ def score_pair(
         # The unchanged opening must itself say which article this is: text
         # there that only these two hold (a title, an issue number and date).
         # In two posts of a series the opening before the new text is the
-        # preamble, which other posts hold too, even at cold start.
-        if at is not None:
+        # preamble, which other posts (or other lines of the dump) hold too.
+        # Not at a cold start with one earlier issue stored and the new one
+        # alone in its dump: the preamble is then theirs alone, and the line
+        # joins the earlier issue (docs/detection.md, "What still fails").
+        if at is not None and at > 0:
             own = (in_c & (item_others - in_c <= 0)).astype(np.float64)
             opening = char_weights(len(item.compact), item.hashes, item.positions, own)[:at]
             insert = float(opening.sum()) >= settings.min_evidence

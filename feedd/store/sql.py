@@ -1,7 +1,7 @@
 """SqlStore: every query feedd runs, for SQLite and PostgreSQL alike.
 
-Methods raise ``StorageError`` (or ``DatabaseLocked``) for operational
-database failures; anything else is a bug and propagates as is.
+Methods raise ``StorageError`` (or ``DatabaseLocked``, ``DatabaseBusy``) for
+operational database failures; anything else is a bug and propagates as is.
 """
 
 from __future__ import annotations
@@ -825,11 +825,14 @@ def _lock_ingest(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_INGEST})")
 
 
-# What a PostgreSQL server (or the way to it) says when it turns a connection
-# away for now: SQLSTATE 53300 (too many clients), 57P03 (starting up, in
-# recovery), 57P01 (an administrator shut the backend down), and the network
-# failing under load (no free local port, a reset, a timeout). A wrong host,
-# port, password or database name is not among them.
+# What a PostgreSQL server says when it turns a connection away for now:
+# SQLSTATE 53300 (too many clients), 57P03 (starting up, in recovery), 57P01
+# (an administrator shut the backend down); psycopg gives no SQLSTATE for a
+# refused connection, so its words too. Network failures (a timeout, a reset)
+# are not among them: a wrong host or port looks the same, and that is a
+# config mistake. The one network failure here is "no free local port"
+# (EADDRNOTAVAIL, a burst of clients on this host), unless some address of
+# the host also refused outright.
 _BUSY_SQLSTATES = frozenset({"53300", "57P03", "57P01"})
 _BUSY_WORDS = (
     "too many clients",
@@ -838,9 +841,6 @@ _BUSY_WORDS = (
     "the database system is starting up",
     "the database system is shutting down",
     "cannot assign requested address",
-    "connection reset",
-    "server closed the connection unexpectedly",
-    "timeout expired",
 )
 
 
@@ -850,7 +850,8 @@ def _storage_error(orig: BaseException | None) -> StorageError:
         return StorageError(unsupported_message(orig))
     if "locked" in message or "busy" in message:
         return DatabaseLocked()
-    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES or any(w in message for w in _BUSY_WORDS):
+    busy = any(w in message for w in _BUSY_WORDS) and "connection refused" not in message
+    if busy or getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
         return DatabaseBusy(f"database busy: {' '.join(str(orig).split())}")
     return StorageError(f"database error: {orig}")
 
