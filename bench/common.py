@@ -97,6 +97,73 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+class MemorySampler:
+    """Peak memory of this process and its children together, sampled.
+
+    RSS counts a page in every process that maps it, so a forked helper's
+    RSS repeats the pages it still shares with its parent, and adding the two
+    peaks counts those twice. PSS (Linux, /proc/PID/smaps_rollup) splits each
+    shared page between the processes that share it: the sum over the
+    processes is the memory they take together. Sampled every ``interval``
+    seconds from a thread; ``peak_mb`` is None where /proc has no PSS."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        import threading
+
+        self.interval = interval
+        self.peak_mb: float | None = None
+        self.peak_rss_mb: float | None = None  # RSS summed over the same processes
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        pss = rss = 0.0
+        for pid in _self_and_children():
+            got = _rollup(pid)
+            if got is None:
+                if pid == os.getpid():
+                    return  # no PSS on this system
+                continue  # a child that just exited
+            pss += got[0]
+            rss += got[1]
+        self.peak_mb = max(self.peak_mb or 0.0, pss / 1024)
+        self.peak_rss_mb = max(self.peak_rss_mb or 0.0, rss / 1024)
+
+
+def _self_and_children() -> list[int]:
+    pids = [os.getpid()]
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def _rollup(pid: int) -> tuple[float, float] | None:
+    """(Pss, Rss) in KiB, or None."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        return float(fields["Pss"].split()[0]), float(fields["Rss"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (ru_maxrss is in KiB on Linux)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -56,7 +56,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stream  # noqa: E402
-from common import Report, peak_rss_mb, quiet_feedd_logs, sqlite_size  # noqa: E402
+from common import (  # noqa: E402
+    MemorySampler,
+    Report,
+    peak_rss_mb,
+    quiet_feedd_logs,
+    sqlite_size,
+)
 
 PG_URL = os.environ.get("FEEDD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BASELINE_PATH = Path(__file__).resolve().parent / "detection" / "baseline.py"
@@ -139,8 +145,9 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
 
     if profiler:
         profiler.enable()
+    sampler = MemorySampler()
     try:
-        with app.store.batch(batch, seconds=float("inf")):
+        with sampler, app.store.batch(batch, seconds=float("inf")):
             t_prev, c_prev = mark()
             for result in app.ingester.ingest(feed()):
                 t_now, c_now = mark()
@@ -176,6 +183,10 @@ def measure_feedd(url: str, settings: stream.StreamSettings, slice_lines: int, p
         # The helper has exited (ingest shut it down), so it is counted here.
         "helper_cpu_seconds": _children().ru_utime + _children().ru_stime,
         "helper_rss_mb": _children().ru_maxrss / 1024,
+        # Both processes together, sampled: PSS summed (shared pages once) and
+        # RSS summed (shared pages in both).
+        "both_pss_mb": sampler.peak_mb,
+        "both_rss_mb": sampler.peak_rss_mb,
         "db_bytes": size,
         "decisions": {k: totals[k] for k in ("new", "repeat", "update")},
         "truth": truth,
@@ -487,6 +498,15 @@ def run(
             report.figure(f"{engine} / baseline, same first slice", same, "x")
         report.figure(f"{engine} peak RSS", r["peak_rss_mb"], "MB")
         report.figure(f"{engine} helper process peak RSS", r.get("helper_rss_mb", 0.0), "MB")
+        if r.get("both_pss_mb") is not None:
+            report.figure(
+                f"{engine} peak PSS, ingest process and helper together", r["both_pss_mb"], "MB"
+            )
+            report.figure(
+                f"{engine} peak RSS, ingest process and helper summed (shared pages twice)",
+                r["both_rss_mb"],
+                "MB",
+            )
         report.figure(f"{engine} database size", r["db_bytes"] / 2**20, "MiB")
         report.figure(
             f"{engine} bytes per line", r["db_bytes"] / r["lines"] if r["lines"] else 0, "B"
@@ -512,11 +532,18 @@ def run(
                 abs(drift) <= TARGET_FLAT,
                 "%",
             )
+        # The target counts the helper in. Its RSS repeats the pages
+        # it shares with the ingest process (it is forked), so the two are
+        # taken together as PSS where /proc has it, else the RSS peaks added.
+        if r.get("both_pss_mb") is not None:
+            memory, how = r["both_pss_mb"], "PSS of both processes"
+        else:
+            memory, how = r["peak_rss_mb"] + r.get("helper_rss_mb", 0.0), "RSS peaks added"
         report.target(
-            f"{engine} peak RSS",
-            r["peak_rss_mb"],
+            f"{engine} peak memory with the helper ({how})",
+            memory,
             f"<= {TARGET_RSS_MB:.0f} MB",
-            r["peak_rss_mb"] <= TARGET_RSS_MB,
+            memory <= TARGET_RSS_MB,
             "MB",
         )
     report.params["results"] = {"feedd": results, "baseline": base, "limit": limit}

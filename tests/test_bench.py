@@ -118,8 +118,13 @@ def test_throughput_runs_and_reports(tmp_path: Path) -> None:
     assert {t["name"] for t in report["targets"]} == {
         "sqlite / baseline lines/s",
         "sqlite flat first->last slice",
-        "sqlite peak RSS",
+        "sqlite peak memory with the helper (PSS of both processes)",
     }
+    # PSS sampled from /proc: this process's share at least, under its RSS.
+    pss = figures["sqlite peak PSS, ingest process and helper together"]
+    assert (
+        0 < pss <= figures["sqlite peak RSS, ingest process and helper summed (shared pages twice)"]
+    )
     assert profile.stat().st_size > 0
     result = report["params"]["results"]["feedd"]["sqlite"]
     assert result["lines"] == 600 and len(result["slices"]) == 2
