@@ -7,6 +7,8 @@ CI=true an unreachable server fails the run; locally the tests skip.
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,27 @@ from sqlalchemy.pool import NullPool
 from feedd.app import App, build
 from feedd.config import load_config
 from tests.support import IN_CI, PG_URL, AppFactory
+
+# The PostgreSQL tests of every xdist worker hold this file locked shared; a
+# test that stops or restarts the server (marked postgres_restart) holds it
+# exclusive, so it never pulls the server from under another worker's test.
+# That happened: a restart in one worker made `feedd status` of a daemon test
+# in the other fail with "server closed the connection unexpectedly".
+_PG_LOCK = Path(tempfile.gettempdir()) / "feedd-tests-postgres.lock"
+
+
+@pytest.fixture(autouse=True)
+def _postgres_server_shared(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("postgres") is None:
+        yield
+        return
+    exclusive = request.node.get_closest_marker("postgres_restart") is not None
+    with open(_PG_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class PgServer:

@@ -136,6 +136,7 @@ def _pg_ctl(cluster: tuple[str, str], action: str) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.postgres_restart
 def test_the_daemon_survives_postgresql_restarts(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
