@@ -10,6 +10,7 @@ computes; it never touches the database, so losing it loses nothing.
 from __future__ import annotations
 
 import ctypes
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -100,6 +101,12 @@ class Preparer:
         # import numpy and friends again, ~0.5 s).
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        # The forked helper shares this process's pages until either side
+        # writes one, and a collection pass writes the header of every object
+        # it visits: frozen, today's objects are left out of both sides'
+        # collections, so the shared pages stay shared (the helper's memory
+        # of its own is what it computes). Unfrozen when the backfill ends.
+        gc.freeze()
         self.pool = ProcessPoolExecutor(
             1, mp_context=context, initializer=_helper_init, initargs=(os.getpid(),)
         )
@@ -131,6 +138,7 @@ class Preparer:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
 
 
 def _groups(items: Iterable[DumpBytes]) -> Iterator[list[DumpBytes]]:
