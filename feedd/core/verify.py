@@ -186,25 +186,49 @@ def number_veto(item: Text, stored: Text, slack: float) -> str | None:
     return None
 
 
-def contained(
-    a: np.ndarray, a_weights: np.ndarray, b: np.ndarray, slack: float, *, anywhere: bool = False
-) -> tuple[float, float, float]:
-    """(weighted containment, weighted mass shared, plain containment) of a's
-    aligned opening in b's: a listing cuts texts at different lengths, so only
-    as much of ``a`` as ``b`` could show counts, and only ``b``'s same-length
-    opening (plus slack for inserted text) is looked in; ``anywhere``: all of b."""
+def presence(
+    a: np.ndarray,
+    b: np.ndarray,
+    slack: float,
+    *,
+    anywhere: bool = False,
+    sorted_b: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which shingles of a's aligned opening are in b's: a listing cuts texts
+    at different lengths, so only as much of ``a`` as ``b`` could show counts,
+    and only ``b``'s same-length opening (plus slack for inserted text) is
+    looked in; ``anywhere``: all of b (``sorted_b``, when given, is b sorted)."""
     n = min(len(a), int(len(b) * (1 + slack)) + 1)
     if n <= 0:
+        return np.zeros(0, dtype=bool)
+    if anywhere:
+        return member(a[:n], np.sort(b) if sorted_b is None else sorted_b)
+    return member(a[:n], np.sort(b[: int(n * (1 + slack)) + 1]))
+
+
+def contained(
+    a: np.ndarray,
+    a_weights: np.ndarray,
+    b: np.ndarray,
+    slack: float,
+    *,
+    anywhere: bool = False,
+    present: np.ndarray | None = None,
+) -> tuple[float, float, float]:
+    """(weighted containment, weighted mass shared, plain containment) of a's
+    aligned opening in b's (``presence``; pass ``present`` when it is known)."""
+    if present is None:
+        present = presence(a, b, slack, anywhere=anywhere)
+    n = len(present)
+    if n == 0:
         return 0.0, 0.0, 0.0
-    window = b if anywhere else b[: int(n * (1 + slack)) + 1]
-    present = member(a[:n], np.sort(window))
     w = a_weights[:n]
     total = float(w.sum())
     mass = float(w[present].sum())
     return (mass / total if total else 0.0), mass, float(present.mean())
 
 
-# The inserted-section test (measured in docs/detection.md, "Inserted sections").
+# The inserted-section test (docs/detection.md, Verification, step 4).
 _MIN_BLOCK = 6  # compact characters: shorter common runs are chance
 _INSERT_PREFILTER = 0.45  # item shingles found anywhere in the stored text
 _INSERT_ITEM_SHARE = 0.5  # item characters that are the stored text's, in order
@@ -289,19 +313,21 @@ def score_pair(
     # item shared.
     # Most candidates (75-92% of pairs on the corpora and generator streams)
     # stop here, before the weights, which cost most of a pair's time.
+    # The same presence arrays then serve the weighted containments below.
     found = member(item.codes, stored.sorted_codes)
-    n = min(len(item.codes), int(len(stored.codes) * (1 + slack)) + 1)
-    window = stored.codes[: int(n * (1 + slack)) + 1]
-    plain = float(member(item.codes[:n], np.sort(window)).mean()) if n > 0 else 0.0
     shared = float(found.mean()) if len(found) else 0.0
-    back_n = min(len(stored.codes), int(len(item.codes) * (1 + slack)) + 1)
-    back_bound = (
-        float(member(stored.codes[:back_n], item.sorted_codes).mean()) if back_n > 0 else 0.0
+    fwd_present = presence(item.codes, stored.codes, slack)
+    plain = float(fwd_present.mean()) if len(fwd_present) else 0.0
+    grown = settings.grown_window
+    back_present = (
+        None
+        if grown > 0
+        else presence(stored.codes, item.codes, slack, anywhere=True, sorted_b=item.sorted_codes)
     )
     if (
-        settings.grown_window <= 0
+        back_present is not None
         and plain < settings.min_plain
-        and back_bound < settings.min_plain
+        and (float(back_present.mean()) if len(back_present) else 0.0) < settings.min_plain
         and shared < _INSERT_PREFILTER
     ):
         return PairScore(None, veto, round(plain, 4), 0.0, 0.0, False, screened=True)
@@ -315,16 +341,15 @@ def score_pair(
     if background is not None:
         cw_i = cw_i * background.idf(item.codes)
         cw_c = cw_c * background.idf(stored.codes)
-    fwd, fwd_mass, plain = contained(item.codes, cw_i, stored.codes, slack)
+    fwd, fwd_mass, plain = contained(item.codes, cw_i, stored.codes, slack, present=fwd_present)
     # A stored text that grew may have grown in the middle (a draft filled in
     # between its headings), pushing its own tail far into the item.
-    grown = settings.grown_window
-    if grown > 0:
+    if back_present is None:
         reach = item.codes[: int(len(stored.codes) * grown) + 1]
         back, back_mass, back_plain = contained(stored.codes, cw_c, reach, slack, anywhere=True)
     else:
         back, back_mass, back_plain = contained(
-            stored.codes, cw_c, item.codes, slack, anywhere=True
+            stored.codes, cw_c, item.codes, slack, present=back_present
         )
     weighted, mass, chosen_plain = (
         (fwd, fwd_mass, plain) if fwd >= back else (back, back_mass, back_plain)
